@@ -1,0 +1,278 @@
+// Package config loads and validates Custodian's YAML configuration file.
+//
+// A configuration is read with [Load] (or [Parse] for bytes already in
+// memory), which decodes the YAML strictly, applies defaults, reads the
+// secrets it refers to and validates the result. Configurations built in
+// code are checked with [Config.Validate]. See docs/config.md for every
+// field, its default and its constraints.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Backend protocols: how the gateway talks to a backend.
+const (
+	ProtocolConnect = "connect" // Connect protocol (the default)
+	ProtocolGRPC    = "grpc"    // gRPC over HTTP/2
+	ProtocolGRPCWeb = "grpcweb" // gRPC-Web
+)
+
+// Token policies: which access token, if any, the gateway attaches to a
+// backend call.
+const (
+	TokenUser     = "user"     // the user's access token (the default)
+	TokenExchange = "exchange" // the user's token exchanged (RFC 8693) for one with Backend.Audience
+	TokenClient   = "client"   // a client-credentials token of the gateway itself
+	TokenNone     = "none"     // no token
+)
+
+// SameSite values for the session cookie. "none" is not offered: the session
+// cookie is never needed on cross-site requests.
+const (
+	SameSiteStrict = "strict" // the default
+	SameSiteLax    = "lax"
+)
+
+// Session stores.
+const (
+	StoreMemory = "memory" // in-process, lost on restart (the default)
+	StoreRedis  = "redis"  // shared between gateway instances
+)
+
+// Environment variables read by [Load] and [Parse]. Each one, when set and
+// non-empty, takes precedence over the corresponding file in the
+// configuration.
+const (
+	// EnvOIDCClientSecret holds the OIDC client secret; it wins over
+	// oidc.client_secret_file.
+	EnvOIDCClientSecret = "CUSTODIAN_OIDC_CLIENT_SECRET"
+	// EnvSessionKeys holds comma-separated base64 session keys, the first
+	// one used for encryption; it wins over session.keys_file.
+	EnvSessionKeys = "CUSTODIAN_SESSION_KEYS"
+	// EnvRedisPassword holds the Redis password; it wins over a password
+	// in session.redis_url.
+	EnvRedisPassword = "CUSTODIAN_REDIS_PASSWORD"
+)
+
+// maxFileSize bounds the configuration file: real ones are a few KiB, and the
+// bound keeps a mistaken path (a log file, a binary) from being decoded.
+const maxFileSize = 1 << 20
+
+// Config is Custodian's configuration. Zero values mean "use the default";
+// [Config.ApplyDefaults] fills them in.
+type Config struct {
+	// Listen is the host:port the gateway listens on. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// PublicURL is the origin browsers use to reach the gateway, such as
+	// https://app.example.com. It is required and has no path; http is
+	// allowed only for localhost, 127.0.0.1 and [::1].
+	PublicURL string `yaml:"public_url"`
+	// TLS, when set, makes the gateway serve HTTPS itself. When nil, TLS
+	// is expected to be terminated in front of it.
+	TLS *TLS `yaml:"tls"`
+	// Server holds HTTP server limits and timeouts.
+	Server Server `yaml:"server"`
+	// OIDC describes the OpenID Connect provider and this client.
+	OIDC OIDC `yaml:"oidc"`
+	// Session configures the session cookie and session storage.
+	Session Session `yaml:"session"`
+	// CORS lists other origins allowed to call the gateway with the session
+	// cookie.
+	CORS CORS `yaml:"cors"`
+	// Backends are the services calls are forwarded to. At least one is
+	// required.
+	Backends []Backend `yaml:"backends"`
+}
+
+// TLS names the certificate and key the gateway serves HTTPS with. Relative
+// paths in a file are resolved against the configuration file's directory.
+type TLS struct {
+	CertFile string `yaml:"cert_file"` // PEM certificate chain, required
+	KeyFile  string `yaml:"key_file"`  // PEM private key, required
+}
+
+// Server holds HTTP server limits and timeouts.
+type Server struct {
+	// ReadHeaderTimeout bounds reading request headers. Default 5s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request. Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default 0 (none), so that
+	// server streams are not cut off.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds request headers. Default 16384; 1 KiB to 1 MiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes bounds a request body. Default 1048576; 1 KiB to 64 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxConcurrentStreams bounds HTTP/2 streams per connection. Default
+	// 100; 1 to 1000.
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
+	// ShutdownTimeout bounds a graceful shutdown. Default 20s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies are the CIDR prefixes (such as 10.0.0.0/8) whose
+	// X-Forwarded-For headers are believed. Default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// OIDC describes the OpenID Connect provider and the gateway's client
+// registration with it.
+type OIDC struct {
+	// Issuer is the provider's issuer URL, required; https unless the host
+	// is localhost, 127.0.0.1 or [::1].
+	Issuer string `yaml:"issuer"`
+	// ClientID is the gateway's client ID, required.
+	ClientID string `yaml:"client_id"`
+	// ClientSecretFile is a file holding the client secret. Required
+	// unless CUSTODIAN_OIDC_CLIENT_SECRET is set, which wins.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// ClientSecret is the loaded client secret, trailing newlines removed.
+	// It is never read from YAML.
+	ClientSecret string `yaml:"-"`
+	// Scopes requested at login. Default [openid profile email
+	// offline_access]; must include openid.
+	Scopes []string `yaml:"scopes"`
+	// PostLogoutRedirectPath is the path on PublicURL the provider sends
+	// the browser back to after logout. Default "/".
+	PostLogoutRedirectPath string `yaml:"post_logout_redirect_path"`
+}
+
+// Session configures the session cookie and where sessions are stored.
+type Session struct {
+	// CookieName is the session cookie's name. Default "__Host-custodian".
+	CookieName string `yaml:"cookie_name"`
+	// SameSite is SameSiteStrict (the default) or SameSiteLax.
+	SameSite string `yaml:"same_site"`
+	// IdleTimeout ends a session unused for this long. Default 30m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// AbsoluteTimeout ends a session this long after login, however it is
+	// used. Default 12h; at least IdleTimeout.
+	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
+	// Store is StoreMemory (the default) or StoreRedis.
+	Store string `yaml:"store"`
+	// MaxSessions caps the memory store. Default 100000.
+	MaxSessions int `yaml:"max_sessions"`
+	// RedisURL is a redis:// or rediss:// URL, required when Store is
+	// StoreRedis.
+	RedisURL string `yaml:"redis_url"`
+	// RedisPassword is the Redis password from CUSTODIAN_REDIS_PASSWORD;
+	// when non-empty it replaces any password in RedisURL. It is never
+	// read from YAML.
+	RedisPassword string `yaml:"-"`
+	// KeysFile holds session keys, one base64 32-byte key per line.
+	// Required unless CUSTODIAN_SESSION_KEYS is set, which wins.
+	KeysFile string `yaml:"keys_file"`
+	// Keys are the loaded 32-byte session keys. Keys[0] encrypts; every
+	// key decrypts, so older keys keep existing sessions valid during a
+	// rotation. It is never read from YAML.
+	Keys [][]byte `yaml:"-"`
+	// RefreshSkew refreshes an access token this long before it expires.
+	// Default 60s.
+	RefreshSkew time.Duration `yaml:"refresh_skew"`
+}
+
+// CORS lists the other origins allowed to make credentialed calls to the
+// gateway.
+type CORS struct {
+	// AllowedOrigins are origins (scheme://host[:port]). "*" is refused
+	// because credentials are always allowed. Default none.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// MaxAge is how long browsers may cache a preflight answer. Default 2h.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// Backend is a service the gateway forwards calls to.
+type Backend struct {
+	// Name identifies the backend: unique, matching [a-z][a-z0-9-]{0,31}.
+	Name string `yaml:"name"`
+	// URL is the backend's absolute http or https base URL, required.
+	URL string `yaml:"url"`
+	// Protocol is ProtocolConnect (the default), ProtocolGRPC or
+	// ProtocolGRPCWeb.
+	Protocol string `yaml:"protocol"`
+	// Token is the token policy: TokenUser (the default), TokenExchange,
+	// TokenClient or TokenNone.
+	Token string `yaml:"token"`
+	// Audience is the token audience; required for TokenExchange, optional
+	// for TokenClient and TokenUser, refused for TokenNone.
+	Audience string `yaml:"audience"`
+	// Timeout bounds one call to the backend. Default 2s; 1ms to 5m.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Load reads the configuration file at path and returns it with defaults
+// applied, secrets loaded and everything validated. Relative secret and TLS
+// paths are resolved against the file's directory. getenv looks up the
+// CUSTODIAN_* variables; pass os.Getenv in production, nil for none.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(data, filepath.Dir(path), path, getenv)
+}
+
+// Parse is [Load] for a configuration already in memory. Relative paths are
+// resolved against dir ("" for the working directory).
+func Parse(data []byte, dir string, getenv func(string) string) (*Config, error) {
+	return parse(data, dir, "", getenv)
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, maxFileSize)
+	}
+	return data, nil
+}
+
+// parse does the work of Load and Parse; name, when set, prefixes errors.
+func parse(data []byte, dir, name string, getenv func(string) string) (*Config, error) {
+	prefix := "config: "
+	if name != "" {
+		prefix += name + ": "
+	}
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%sfile is larger than %d bytes", prefix, maxFileSize)
+	}
+	cfg, errs := decode(data)
+	if len(errs) > 0 {
+		return nil, prefixErrors(prefix, errs)
+	}
+	cfg.ApplyDefaults()
+	cfg.resolvePaths(dir)
+	problems, loaded := cfg.loadSecrets(getenv)
+	problems = append(problems, cfg.validate(loaded)...)
+	if len(problems) > 0 {
+		return nil, prefixErrors(prefix, problems)
+	}
+	return cfg, nil
+}
+
+// prefixErrors joins errs, prefixing each message and keeping each error
+// reachable with errors.Is and errors.As.
+func prefixErrors(prefix string, errs []error) error {
+	out := make([]error, len(errs))
+	for i, err := range errs {
+		out[i] = fmt.Errorf("%s%w", prefix, err)
+	}
+	return errors.Join(out...)
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Defaults for fields left empty or zero.
+const (
+	defaultListen                 = "127.0.0.1:8080"
+	defaultReadHeaderTimeout      = 5 * time.Second
+	defaultReadTimeout            = 30 * time.Second
+	defaultIdleTimeout            = 120 * time.Second
+	defaultMaxHeaderBytes         = 16 << 10
+	defaultMaxBodyBytes           = 1 << 20
+	defaultMaxConcurrentStreams   = 100
+	defaultShutdownTimeout        = 20 * time.Second
+	defaultPostLogoutRedirectPath = "/"
+	defaultCookieName             = "__Host-custodian"
+	defaultSessionIdleTimeout     = 30 * time.Minute
+	defaultSessionAbsoluteTimeout = 12 * time.Hour
+	defaultMaxSessions            = 100000
+	defaultRefreshSkew            = 60 * time.Second
+	defaultCORSMaxAge             = 2 * time.Hour
+	defaultBackendTimeout         = 2 * time.Second
+)
+
+// defaultScopes returns a new slice each time, so configs never share one.
+func defaultScopes() []string {
+	return []string{"openid", "profile", "email", "offline_access"}
+}
+
+// ApplyDefaults sets every empty or zero field that has a default to that
+// default, and drops a trailing "/" from PublicURL and CORS origins, which
+// are origins. [Load] and [Parse] call it; call it on a Config built in code
+// before [Config.Validate]. Server.WriteTimeout defaults to 0 (no timeout).
+func (c *Config) ApplyDefaults() {
+	setDefault(&c.Listen, defaultListen)
+	c.PublicURL = trimOriginSlash(c.PublicURL)
+
+	s := &c.Server
+	setDefault(&s.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	setDefault(&s.ReadTimeout, defaultReadTimeout)
+	setDefault(&s.IdleTimeout, defaultIdleTimeout)
+	setDefault(&s.MaxHeaderBytes, defaultMaxHeaderBytes)
+	setDefault(&s.MaxBodyBytes, defaultMaxBodyBytes)
+	setDefault(&s.MaxConcurrentStreams, defaultMaxConcurrentStreams)
+	setDefault(&s.ShutdownTimeout, defaultShutdownTimeout)
+
+	o := &c.OIDC
+	if len(o.Scopes) == 0 {
+		o.Scopes = defaultScopes()
+	}
+	setDefault(&o.PostLogoutRedirectPath, defaultPostLogoutRedirectPath)
+
+	ss := &c.Session
+	setDefault(&ss.CookieName, defaultCookieName)
+	setDefault(&ss.SameSite, SameSiteStrict)
+	setDefault(&ss.IdleTimeout, defaultSessionIdleTimeout)
+	setDefault(&ss.AbsoluteTimeout, defaultSessionAbsoluteTimeout)
+	setDefault(&ss.Store, StoreMemory)
+	setDefault(&ss.MaxSessions, defaultMaxSessions)
+	setDefault(&ss.RefreshSkew, defaultRefreshSkew)
+
+	for i, o := range c.CORS.AllowedOrigins {
+		c.CORS.AllowedOrigins[i] = trimOriginSlash(o)
+	}
+	setDefault(&c.CORS.MaxAge, defaultCORSMaxAge)
+
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		setDefault(&b.Protocol, ProtocolConnect)
+		setDefault(&b.Token, TokenUser)
+		setDefault(&b.Timeout, defaultBackendTimeout)
+	}
+}
+
+func setDefault[T comparable](field *T, value T) {
+	var zero T
+	if *field == zero {
+		*field = value
+	}
+}
+
+// trimOriginSlash drops the single "/" path of an origin written as
+// "https://host/"; browsers send origins without it.
+func trimOriginSlash(s string) string {
+	if strings.Count(s, "/") == 3 && strings.HasSuffix(s, "/") && strings.Contains(s, "://") {
+		return strings.TrimSuffix(s, "/")
+	}
+	return s
+}
+
+// resolvePaths makes relative file paths relative to dir, the directory of
+// the configuration file.
+func (c *Config) resolvePaths(dir string) {
+	if dir == "" {
+		return
+	}
+	resolve := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	if c.TLS != nil {
+		resolve(&c.TLS.CertFile)
+		resolve(&c.TLS.KeyFile)
+	}
+	resolve(&c.OIDC.ClientSecretFile)
+	resolve(&c.Session.KeysFile)
+}
