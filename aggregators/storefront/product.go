@@ -1,0 +1,86 @@
+package storefront
+
+import (
+	"context"
+	"log/slog"
+
+	"connectrpc.com/connect"
+
+	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
+	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
+	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
+	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
+)
+
+const (
+	defaultProductPageSize = 20
+	maxProductPageSize     = 100
+	maxCategoryLength      = 64
+)
+
+// ProductService is the public catalog. It calls the catalog backend with
+// the gateway's own token, so anonymous callers are served.
+type ProductService struct {
+	catalog   catalogv1connect.CatalogServiceClient
+	logger    *slog.Logger
+	imageBase string
+}
+
+var _ storefrontv1connect.ProductServiceHandler = (*ProductService)(nil)
+
+// NewProductService returns a ProductService backed by catalog.
+func NewProductService(catalog catalogv1connect.CatalogServiceClient, opts ...Option) *ProductService {
+	o := newOptions(opts)
+	return &ProductService{catalog: catalog, logger: o.logger, imageBase: o.imageBase}
+}
+
+// ListProducts returns a page of products, optionally of one category.
+func (s *ProductService) ListProducts(ctx context.Context, req *connect.Request[storefrontv1.ListProductsRequest]) (*connect.Response[storefrontv1.ListProductsResponse], error) {
+	var invalid fieldErrors
+	checkPaging(&invalid, req.Msg.GetPageSize(), maxProductPageSize, req.Msg.GetPageToken())
+	if c := req.Msg.GetCategory(); len(c) > maxCategoryLength || (c != "" && !isID(c)) {
+		invalid.add("category", "must be a category name")
+	}
+	if err := invalid.err(); err != nil {
+		return nil, err
+	}
+	size := req.Msg.GetPageSize()
+	if size == 0 {
+		size = defaultProductPageSize
+	}
+	res, err := s.catalog.ListProducts(ctx, connect.NewRequest(&catalogv1.ListProductsRequest{
+		PageSize:  size,
+		PageToken: req.Msg.GetPageToken(),
+		Category:  req.Msg.GetCategory(),
+	}))
+	if err != nil {
+		if connect.CodeOf(err) == connect.CodeInvalidArgument {
+			// Only the page token can still be refused: the rest was checked above.
+			invalid.add("page_token", "is not a token from a previous answer")
+			return nil, invalid.err()
+		}
+		return nil, backendError(ctx, s.logger, "catalog", err)
+	}
+	out := &storefrontv1.ListProductsResponse{
+		Products:      make([]*storefrontv1.Product, 0, len(res.Msg.GetProducts())),
+		NextPageToken: res.Msg.GetNextPageToken(),
+	}
+	for _, p := range res.Msg.GetProducts() {
+		out.Products = append(out.Products, publicProduct(p, s.imageBase))
+	}
+	return connect.NewResponse(out), nil
+}
+
+// GetProduct returns one product.
+func (s *ProductService) GetProduct(ctx context.Context, req *connect.Request[storefrontv1.GetProductRequest]) (*connect.Response[storefrontv1.GetProductResponse], error) {
+	if !isID(req.Msg.GetProductId()) {
+		var invalid fieldErrors
+		invalid.add("product_id", "must be 1 to 64 letters, digits, '-' or '_'")
+		return nil, invalid.err()
+	}
+	res, err := s.catalog.GetProduct(ctx, connect.NewRequest(&catalogv1.GetProductRequest{ProductId: req.Msg.GetProductId()}))
+	if err != nil {
+		return nil, backendError(ctx, s.logger, "catalog", err)
+	}
+	return connect.NewResponse(&storefrontv1.GetProductResponse{Product: publicProduct(res.Msg.GetProduct(), s.imageBase)}), nil
+}

@@ -1,0 +1,43 @@
+// Package storefront is the browser-facing API of the Acme store demo: it
+// calls the store's backends with the caller's held tokens and returns only
+// the public messages of acme.storefront.v1, never a backend's internal
+// fields or error texts.
+package storefront
+
+import (
+	"log/slog"
+	"strings"
+)
+
+// Option configures the storefront services.
+type Option interface {
+	apply(*options)
+}
+
+type options struct {
+	logger    *slog.Logger
+	imageBase string
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// WithLogger sets the logger for backend failures. Default: discard.
+func WithLogger(logger *slog.Logger) Option {
+	return optionFunc(func(o *options) { o.logger = logger })
+}
+
+// WithImageBaseURL sets the public origin that product image paths are
+// resolved against. Default "https://images.acme.example".
+func WithImageBaseURL(base string) Option {
+	return optionFunc(func(o *options) { o.imageBase = strings.TrimRight(base, "/") })
+}
+
+func newOptions(opts []Option) options {
+	o := options{logger: slog.New(slog.DiscardHandler), imageBase: "https://images.acme.example"}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	return o
+}

@@ -1,0 +1,123 @@
+// Command custodian runs the Custodian gateway. Without --config it runs the
+// demo: a demo identity provider, the Acme demo backends and in-memory
+// sessions, all on this machine.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/custodian-bff/custodian/demo"
+	"github.com/custodian-bff/custodian/internal/gateway"
+	"github.com/custodian-bff/custodian/server"
+	"github.com/custodian-bff/custodian/server/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	flags := flag.NewFlagSet("custodian", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	configPath := flags.String("config", "", "YAML configuration `file`; without it the demo runs")
+	addr := flags.String("addr", "", "listen `address` (default 127.0.0.1:8080, or the configuration's listen)")
+	logLevel := flags.String("log-level", "info", "log `level`: debug, info, warn or error")
+	logJSON := flags.Bool("log-json", false, "log in JSON instead of text")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "custodian: --log-level: %v\n", err)
+		return 2
+	}
+	handlerOpts := &slog.HandlerOptions{Level: level}
+	var logger *slog.Logger
+	if *logJSON {
+		logger = slog.New(slog.NewJSONHandler(stderr, handlerOpts))
+	} else {
+		logger = slog.New(slog.NewTextHandler(stderr, handlerOpts))
+	}
+	if err := serve(ctx, logger, *configPath, *addr); err != nil {
+		fmt.Fprintf(stderr, "custodian: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) error {
+	var cfg *config.Config
+	if configPath != "" {
+		var err error
+		if cfg, err = config.Load(configPath, os.Getenv); err != nil {
+			return err
+		}
+		if addr == "" {
+			addr = cfg.Listen
+		}
+	}
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	var extra []server.Option
+	if cfg == nil {
+		world, err := startDemo(ctx, logger, ln)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := world.Close(context.WithoutCancel(ctx)); err != nil {
+				logger.Warn("demo backends did not stop cleanly", "error", err)
+			}
+		}()
+		cfg = world.Config
+		extra = append(extra, server.WithHandler(demo.IdPPath, world.IdP))
+	}
+	cfg.Listen = ln.Addr().String()
+	srv, err := gateway.New(cfg, logger, extra...)
+	if err != nil {
+		return err
+	}
+	logger.Info("custodian is listening", "url", cfg.PublicURL, "listen", cfg.Listen, "services", srv.Services())
+	return srv.Serve(ctx, ln)
+}
+
+// startDemo starts the demo world for a gateway listening on ln.
+func startDemo(ctx context.Context, logger *slog.Logger, ln net.Listener) (*demo.World, error) {
+	tcp, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return nil, errors.New("demo: listener is not TCP")
+	}
+	// Browsers treat http://localhost as a secure context, so the session
+	// cookie's __Host- prefix works there without TLS.
+	publicURL := fmt.Sprintf("http://localhost:%d", tcp.Port)
+	host := tcp.IP
+	if host.IsUnspecified() {
+		host = net.IPv4(127, 0, 0, 1)
+	}
+	listenURL := "http://" + net.JoinHostPort(host.String(), fmt.Sprint(tcp.Port))
+	world, err := demo.Start(ctx, publicURL, listenURL, demo.WithLogger(logger))
+	if err != nil {
+		return nil, err
+	}
+	logger.Warn("DEMO MODE: demo identity provider, demo backends and made-up keys; not for production",
+		"url", publicURL, "users", "alice/demo, bob/demo")
+	return world, nil
+}
