@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every check and test of Custodian. On a fresh Debian machine with Go it
+# first installs what is missing (Node.js and npm from Debian, the npm packages
+# from package-lock.json), so it is also what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]} with apt-get"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm
+fi
+
+step "npm packages (code generation plugin and TypeScript test clients)"
+npm ci --no-audit --no-fund --loglevel=error
+
+step "buf lint, buf format, and generated code up to date"
+go tool buf lint
+go tool buf format --diff --exit-code
+go tool buf generate
+if [ -n "$(git status --porcelain -- gen)" ]; then
+  git status --short -- gen
+  echo "generated code is stale: run 'go tool buf generate' and commit gen/" >&2
+  exit 1
+fi
+
+step "gofmt and go vet"
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/') 2>&1 || true)
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+
+step "TypeScript: compile generated code and tests, run them against a demo gateway"
+mkdir -p .build
+go build -o .build/custodian ./cmd/custodian
+CUSTODIAN_BIN="$PWD/.build/custodian" npm test --silent
+
+step "grpcurl, for the reflection tests (built from the Go module proxy)"
+GOBIN="$PWD/.build/bin" GOFLAGS= go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+export GRPCURL="$PWD/.build/bin/grpcurl"
+
+step "Go tests (race detector on)"
+go test -race -count=1 ./...
