@@ -1,0 +1,264 @@
+package clients_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
+	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
+	"github.com/custodian-bff/custodian/clients"
+	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/server/config"
+)
+
+// recordingCatalog is a catalog backend that records the headers of the last
+// request; GetProduct "block" waits until the caller gives up.
+type recordingCatalog struct {
+	catalogv1connect.UnimplementedCatalogServiceHandler
+	mu     sync.Mutex
+	header http.Header
+	calls  atomic.Int64
+}
+
+func (c *recordingCatalog) GetProduct(ctx context.Context, req *connect.Request[catalogv1.GetProductRequest]) (*connect.Response[catalogv1.GetProductResponse], error) {
+	c.calls.Add(1)
+	c.mu.Lock()
+	c.header = req.Header().Clone()
+	c.mu.Unlock()
+	if req.Msg.GetProductId() == "block" {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return connect.NewResponse(&catalogv1.GetProductResponse{Product: &catalogv1.Product{ProductId: req.Msg.GetProductId()}}), nil
+}
+
+func (c *recordingCatalog) lastHeader() http.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.header
+}
+
+// startCatalog serves a recordingCatalog over HTTP/1.1 and h2c on loopback.
+func startCatalog(t *testing.T) (*recordingCatalog, string) {
+	t.Helper()
+	catalog := &recordingCatalog{}
+	mux := http.NewServeMux()
+	mux.Handle(catalogv1connect.NewCatalogServiceHandler(catalog))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: mux, Protocols: protocols}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return catalog, "http://" + ln.Addr().String()
+}
+
+type fakeUserTokens struct{}
+
+func (fakeUserTokens) AccessToken(context.Context) (string, error) { return "user-token", nil }
+func (fakeUserTokens) ExchangedToken(_ context.Context, audience string) (string, error) {
+	return "exchanged-for-" + audience, nil
+}
+
+func call(ctx context.Context, t *testing.T, cfg config.Backend, productID string, opts ...clients.Option) error {
+	t.Helper()
+	b, err := clients.New(cfg, opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	client := catalogv1connect.NewCatalogServiceClient(b.HTTPClient(), b.URL(), b.ClientOptions()...)
+	_, err = client.GetProduct(ctx, connect.NewRequest(&catalogv1.GetProductRequest{ProductId: productID}))
+	return err
+}
+
+func TestTokenPolicies(t *testing.T) {
+	t.Parallel()
+	user := clients.WithUserTokens(context.Background(), fakeUserTokens{})
+	cases := []struct {
+		name     string
+		ctx      context.Context
+		cfg      config.Backend
+		wantAuth string
+		wantCode connect.Code // 0: success
+	}{
+		{"none", context.Background(), config.Backend{Token: config.TokenNone}, "", 0},
+		{"none ignores a user", user, config.Backend{Token: config.TokenNone}, "", 0},
+		{"user", user, config.Backend{Token: config.TokenUser}, "Bearer user-token", 0},
+		{"user without a session", context.Background(), config.Backend{Token: config.TokenUser}, "", connect.CodeUnauthenticated},
+		{"exchange", user, config.Backend{Token: config.TokenExchange, Audience: "acme-loyalty"}, "Bearer exchanged-for-acme-loyalty", 0},
+		{"exchange without a session", context.Background(), config.Backend{Token: config.TokenExchange, Audience: "acme-loyalty"}, "", connect.CodeUnauthenticated},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			catalog, url := startCatalog(t)
+			c.cfg.Name, c.cfg.URL = "catalog", url
+			ctx := requestid.NewContext(c.ctx, "req-"+c.name)
+			err := call(ctx, t, c.cfg, "p-1")
+			if connect.CodeOf(err) != c.wantCode && !(c.wantCode == 0 && err == nil) {
+				t.Fatalf("got %v, want code %v", err, c.wantCode)
+			}
+			if c.wantCode != 0 {
+				if n := catalog.calls.Load(); n != 0 {
+					t.Fatalf("backend called %d times without a token", n)
+				}
+				return
+			}
+			h := catalog.lastHeader()
+			if got := h.Get("Authorization"); got != c.wantAuth {
+				t.Errorf("Authorization %q, want %q", got, c.wantAuth)
+			}
+			if got := h.Get(requestid.Header); got != "req-"+c.name {
+				t.Errorf("request id %q, want %q", got, "req-"+c.name)
+			}
+			if h.Get("Cookie") != "" {
+				t.Error("backend received a cookie")
+			}
+		})
+	}
+}
+
+func TestProtocols(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		config.ProtocolConnect: "application/proto",
+		config.ProtocolGRPC:    "application/grpc",
+		config.ProtocolGRPCWeb: "application/grpc-web+proto",
+	}
+	for protocol, contentType := range cases {
+		t.Run(protocol, func(t *testing.T) {
+			t.Parallel()
+			catalog, url := startCatalog(t)
+			err := call(context.Background(), t, config.Backend{Name: "catalog", URL: url, Protocol: protocol, Token: config.TokenNone}, "p-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := catalog.lastHeader().Get("Content-Type"); got != contentType {
+				t.Errorf("content type %q, want %q", got, contentType)
+			}
+		})
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	_, url := startCatalog(t)
+	err := call(context.Background(), t, config.Backend{Name: "catalog", URL: url, Token: config.TokenNone, Timeout: 50 * time.Millisecond}, "block")
+	if connect.CodeOf(err) != connect.CodeDeadlineExceeded {
+		t.Fatalf("got %v, want deadline_exceeded", err)
+	}
+}
+
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	t.Parallel()
+	var elsewhere atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(target.Close)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirector.Close)
+	// httptest servers speak HTTP/1.1 only; this client does too.
+	err := call(context.Background(), t, config.Backend{Name: "catalog", URL: redirector.URL, Token: config.TokenNone}, "p-1",
+		clients.WithHTTPClient(&http.Client{CheckRedirect: clients.NewHTTPClient().CheckRedirect}))
+	if err == nil {
+		t.Fatal("call through a redirect succeeded")
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("redirect target was called %d times", n)
+	}
+}
+
+func TestClientCredentials(t *testing.T) {
+	t.Parallel()
+	var issued atomic.Int64
+	expiresIn := 3600
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		if id, secret, ok := r.BasicAuth(); !ok || id != "gw" || secret != "s3cret" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":"invalid_client","error_description":"idp-internal-host-7 says no"}`)
+			return
+		}
+		n := issued.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"cc-%s-%d","token_type":"Bearer","expires_in":%d}`, r.PostForm.Get("audience"), n, expiresIn)
+	}))
+	t.Cleanup(idp.Close)
+	tokenURL := func(context.Context) (string, error) { return idp.URL, nil }
+	catalog, url := startCatalog(t)
+	b, err := clients.New(config.Backend{Name: "catalog", URL: url, Token: config.TokenClient, Audience: "acme-catalog"},
+		clients.WithClientCredentials(clients.ClientCredentials{TokenURL: tokenURL, ClientID: "gw", ClientSecret: "s3cret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := catalogv1connect.NewCatalogServiceClient(b.HTTPClient(), b.URL(), b.ClientOptions()...)
+	for range 5 {
+		if _, err := client.GetProduct(context.Background(), connect.NewRequest(&catalogv1.GetProductRequest{ProductId: "p-1"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := catalog.lastHeader().Get("Authorization"); got != "Bearer cc-acme-catalog-1" {
+		t.Errorf("Authorization %q, want the first client token", got)
+	}
+	if n := issued.Load(); n != 1 {
+		t.Errorf("%d token requests for 5 calls, want 1 (cached)", n)
+	}
+
+	// A wrong secret fails the call before it reaches the backend.
+	before := catalog.calls.Load()
+	err = call(context.Background(), t, config.Backend{Name: "catalog", URL: url, Token: config.TokenClient},
+		"p-1", clients.WithClientCredentials(clients.ClientCredentials{TokenURL: tokenURL, ClientID: "gw", ClientSecret: "wrong"}))
+	if err == nil {
+		t.Fatal("call with a refused client secret succeeded")
+	}
+	var connectErr *connect.Error
+	if errors.As(err, &connectErr) {
+		t.Errorf("token failure surfaced as a Connect error %v; the aggregator must classify it", connectErr)
+	}
+	if catalog.calls.Load() != before {
+		t.Error("backend was called without a token")
+	}
+}
+
+func TestNewRefusesBadBackends(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		cfg  config.Backend
+		opts []clients.Option
+	}{
+		{"relative url", config.Backend{Name: "x", URL: "/catalog", Token: config.TokenNone}, nil},
+		{"ftp url", config.Backend{Name: "x", URL: "ftp://catalog", Token: config.TokenNone}, nil},
+		{"unknown policy", config.Backend{Name: "x", URL: "http://catalog", Token: "cookie"}, nil},
+		{"exchange without audience", config.Backend{Name: "x", URL: "http://catalog", Token: config.TokenExchange}, nil},
+		{"client without credentials", config.Backend{Name: "x", URL: "http://catalog", Token: config.TokenClient}, nil},
+		{"unknown protocol", config.Backend{Name: "x", URL: "http://catalog", Token: config.TokenNone, Protocol: "soap"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := clients.New(c.cfg, c.opts...); err == nil {
+				t.Fatal("New accepted a bad backend")
+			}
+		})
+	}
+}
