@@ -14,9 +14,9 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/custodian-bff/custodian/clients"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
-	"github.com/custodian-bff/custodian/clients"
 	"github.com/custodian-bff/custodian/internal/requestid"
 	"github.com/custodian-bff/custodian/server/config"
 )

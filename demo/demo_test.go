@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/custodian-bff/custodian/demo"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
 	loyaltyv1 "github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1"
@@ -18,7 +19,6 @@ import (
 	"github.com/custodian-bff/custodian/gen/go/acme/orders/v1/ordersv1connect"
 	profilesv1 "github.com/custodian-bff/custodian/gen/go/acme/profiles/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/profiles/v1/profilesv1connect"
-	"github.com/custodian-bff/custodian/demo"
 )
 
 // TestProviderTokensReachOnlyTheirAudience checks that the demo provider and
