@@ -86,7 +86,7 @@ func Start(ctx context.Context, publicURL, listenURL string, opts ...Option) (*W
 		idp.WithClient(idp.Client{
 			ID:                     ClientID,
 			Secret:                 secret,
-			RedirectURIs:           []string{publicURL + "/auth/callback"},
+			RedirectURIs:           []string{publicURL + "/auth/callback", publicURL + "/login/callback"},
 			PostLogoutRedirectURIs: []string{publicURL + "/"},
 			BackchannelLogoutURI:   publicURL + "/auth/backchannel-logout",
 			Audiences:              audiences,
@@ -110,8 +110,8 @@ func Start(ctx context.Context, publicURL, listenURL string, opts ...Option) (*W
 		Session: config.Session{Keys: [][]byte{key}},
 		Backends: []config.Backend{
 			// Each protocol is used once so the demo exercises all three.
-			{Name: "profiles", URL: set.Profiles.URL(), Protocol: config.ProtocolConnect, Token: config.TokenUser},
-			{Name: "orders", URL: set.Orders.URL(), Protocol: config.ProtocolGRPC, Token: config.TokenUser},
+			{Name: "profiles", URL: set.Profiles.URL(), Protocol: config.ProtocolConnect, Token: config.TokenUser, Audience: "acme-profiles"},
+			{Name: "orders", URL: set.Orders.URL(), Protocol: config.ProtocolGRPC, Token: config.TokenUser, Audience: "acme-orders"},
 			{Name: "catalog", URL: set.Catalog.URL(), Protocol: config.ProtocolConnect, Token: config.TokenClient, Audience: "acme-catalog"},
 			{Name: "loyalty", URL: set.Loyalty.URL(), Protocol: config.ProtocolGRPCWeb, Token: config.TokenExchange, Audience: "acme-loyalty"},
 		},

@@ -76,7 +76,7 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) er
 		return err
 	}
 	defer ln.Close()
-	var extra []server.Option
+	opts := []gateway.Option{gateway.WithLogger(logger)}
 	if cfg == nil {
 		world, err := startDemo(ctx, logger, ln)
 		if err != nil {
@@ -88,10 +88,10 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) er
 			}
 		}()
 		cfg = world.Config
-		extra = append(extra, server.WithHandler(demo.IdPPath, world.IdP))
+		opts = append(opts, gateway.WithServerOptions(server.WithHandler(demo.IdPPath, world.IdP)))
 	}
 	cfg.Listen = ln.Addr().String()
-	srv, err := gateway.New(cfg, logger, extra...)
+	srv, err := gateway.New(cfg, opts...)
 	if err != nil {
 		return err
 	}

@@ -1,5 +1,6 @@
 // Package gateway assembles a Custodian gateway from a validated
-// configuration: backend clients, browser-facing services and the listener.
+// configuration: sessions, login, backend clients, browser-facing services
+// and the listener.
 package gateway
 
 import (
@@ -16,19 +17,111 @@ import (
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
 	"github.com/custodian-bff/custodian/gen/go/custodian/v1/custodianv1connect"
+	"github.com/custodian-bff/custodian/internal/keyring"
 	"github.com/custodian-bff/custodian/server"
 	"github.com/custodian-bff/custodian/server/config"
+	"github.com/custodian-bff/custodian/server/login"
 	"github.com/custodian-bff/custodian/server/session"
 )
 
-// New returns the gateway cfg describes, with extra server options (such as
-// the demo provider's routes) added. cfg must have passed validation.
-func New(cfg *config.Config, logger *slog.Logger, extra ...server.Option) (*server.Server, error) {
+// Option configures the assembly.
+type Option interface {
+	apply(*options)
+}
+
+type options struct {
+	logger    *slog.Logger
+	now       func() time.Time
+	serverOps []server.Option
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(logger *slog.Logger) Option {
+	return optionFunc(func(o *options) { o.logger = logger })
+}
+
+// WithClock sets the clock of sessions and logins. Default: time.Now; tests
+// move it to expire tokens without waiting.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(o *options) { o.now = now })
+}
+
+// WithServerOptions adds listener options, such as the demo provider's
+// routes.
+func WithServerOptions(opts ...server.Option) Option {
+	return optionFunc(func(o *options) { o.serverOps = append(o.serverOps, opts...) })
+}
+
+// Gateway is an assembled gateway.
+type Gateway struct {
+	*server.Server
+	// Sessions is the session manager, for tests and benchmarks.
+	Sessions *session.Manager
+}
+
+// New returns the gateway cfg describes. cfg must have passed validation.
+func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
+	o := options{logger: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	logger := o.logger
+	publicURL := strings.TrimRight(cfg.PublicURL, "/")
+
+	keys, err := keyring.New(cfg.Session.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: session keys: %w", err)
+	}
+	var store session.Store
+	switch cfg.Session.Store {
+	case config.StoreMemory, "":
+		store, err = session.NewMemoryStore(cfg.Session.MaxSessions, o.now)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("gateway: session.store %q is not available in this version", cfg.Session.Store)
+	}
+
+	var userAudiences []string
+	for _, b := range cfg.Backends {
+		if b.Token == config.TokenUser && b.Audience != "" {
+			userAudiences = append(userAudiences, b.Audience)
+		}
+	}
 	idpClient := &http.Client{Timeout: 10 * time.Second}
-	disco := &discovery{issuer: cfg.OIDC.Issuer, client: idpClient}
+	provider := login.NewProvider(login.ProviderConfig{
+		Issuer:       cfg.OIDC.Issuer,
+		ClientID:     cfg.OIDC.ClientID,
+		ClientSecret: cfg.OIDC.ClientSecret,
+		Scopes:       cfg.OIDC.Scopes,
+		Audiences:    userAudiences,
+	}, idpClient)
+	sameSite := http.SameSiteStrictMode
+	if cfg.Session.SameSite == config.SameSiteLax {
+		sameSite = http.SameSiteLaxMode
+	}
+	sessions := session.NewManager(store, keys, provider,
+		session.WithLogger(logger),
+		session.WithClock(o.now),
+		session.WithCookie(session.Cookie{Name: cfg.Session.CookieName, SameSite: sameSite}),
+		session.WithTimeouts(cfg.Session.IdleTimeout, cfg.Session.AbsoluteTimeout),
+		session.WithRefreshSkew(cfg.Session.RefreshSkew),
+		session.WithLoginURL(publicURL+login.LoginPath),
+	)
+	flow := login.NewFlow(login.Config{
+		PublicURL:              publicURL,
+		AppRedirectPath:        cfg.OIDC.AppRedirectPath,
+		PostLogoutRedirectPath: cfg.OIDC.PostLogoutRedirectPath,
+	}, provider, sessions, keys, login.WithLogger(logger), login.WithClock(o.now))
+
 	backendClient := clients.NewHTTPClient()
 	creds := clients.ClientCredentials{
-		TokenURL:     disco.tokenURL,
+		TokenURL:     provider.TokenURL,
 		ClientID:     cfg.OIDC.ClientID,
 		ClientSecret: cfg.OIDC.ClientSecret,
 		HTTPClient:   idpClient,
@@ -41,8 +134,8 @@ func New(cfg *config.Config, logger *slog.Logger, extra ...server.Option) (*serv
 		}
 		backends[b.Name] = backend
 	}
-	publicURL := strings.TrimRight(cfg.PublicURL, "/")
-	opts := []server.Option{
+
+	serverOpts := []server.Option{
 		server.WithLogger(logger),
 		server.WithLimits(server.Limits{
 			ReadHeaderTimeout:    cfg.Server.ReadHeaderTimeout,
@@ -53,26 +146,35 @@ func New(cfg *config.Config, logger *slog.Logger, extra ...server.Option) (*serv
 			MaxConcurrentStreams: cfg.Server.MaxConcurrentStreams,
 			ShutdownTimeout:      cfg.Server.ShutdownTimeout,
 		}),
+		server.WithInterceptors(sessions.Interceptor()),
+		server.WithHandler("/auth/", flow.Handler()),
 		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
-			return custodianv1connect.NewSessionServiceHandler(session.NewService(publicURL+"/auth/login"), o...)
+			return custodianv1connect.NewSessionServiceHandler(session.NewService(publicURL+login.LogoutPath), o...)
+		}),
+		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
+			return custodianv1connect.NewAuthServiceHandler(flow, o...)
 		}),
 		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
 			return storefrontv1connect.NewAccountServiceHandler(&storefront.AccountService{}, o...)
 		}),
 	}
 	if cfg.TLS != nil {
-		opts = append(opts, server.WithTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile))
+		serverOpts = append(serverOpts, server.WithTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile))
 	}
 	if catalog, ok := backends["catalog"]; ok {
 		products := storefront.NewProductService(
 			catalogv1connect.NewCatalogServiceClient(catalog.HTTPClient(), catalog.URL(), catalog.ClientOptions()...),
 			storefront.WithLogger(logger),
 		)
-		opts = append(opts, server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
+		serverOpts = append(serverOpts, server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
 			return storefrontv1connect.NewProductServiceHandler(products, o...)
 		}))
 	} else {
 		logger.Warn("no backend named catalog is configured: acme.storefront.v1.ProductService is not served")
 	}
-	return server.New(append(opts, extra...)...)
+	srv, err := server.New(append(serverOpts, o.serverOps...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{Server: srv, Sessions: sessions}, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -41,7 +40,7 @@ func startDemo(t *testing.T) *demoGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gateway.New(world.Config, slog.New(slog.DiscardHandler), server.WithHandler(demo.IdPPath, world.IdP))
+	srv, err := gateway.New(world.Config, gateway.WithServerOptions(server.WithHandler(demo.IdPPath, world.IdP)))
 	if err != nil {
 		t.Fatal(err)
 	}

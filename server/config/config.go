@@ -142,6 +142,12 @@ type OIDC struct {
 	// PostLogoutRedirectPath is the path on PublicURL the provider sends
 	// the browser back to after logout. Default "/".
 	PostLogoutRedirectPath string `yaml:"post_logout_redirect_path"`
+	// AppRedirectPath is the page of a single-page app that receives the
+	// provider's redirect in the API-driven login (custodian.v1.AuthService)
+	// and hands its query to FinishLogin. Register public_url + this path
+	// (and public_url + "/auth/callback") at the provider. Default
+	// "/login/callback".
+	AppRedirectPath string `yaml:"app_redirect_path"`
 }
 
 // Session configures the session cookie and where sessions are stored.

@@ -17,6 +17,7 @@ const (
 	defaultMaxConcurrentStreams   = 100
 	defaultShutdownTimeout        = 20 * time.Second
 	defaultPostLogoutRedirectPath = "/"
+	defaultAppRedirectPath        = "/login/callback"
 	defaultCookieName             = "__Host-custodian"
 	defaultSessionIdleTimeout     = 30 * time.Minute
 	defaultSessionAbsoluteTimeout = 12 * time.Hour
@@ -53,6 +54,7 @@ func (c *Config) ApplyDefaults() {
 		o.Scopes = defaultScopes()
 	}
 	setDefault(&o.PostLogoutRedirectPath, defaultPostLogoutRedirectPath)
+	setDefault(&o.AppRedirectPath, defaultAppRedirectPath)
 
 	ss := &c.Session
 	setDefault(&ss.CookieName, defaultCookieName)

@@ -193,6 +193,9 @@ func (o *OIDC) validate(p *problems, reported secretProblems) {
 	if rp := o.PostLogoutRedirectPath; !isLocalPath(rp) {
 		p.addf("oidc.post_logout_redirect_path", "%s must be a path on public_url starting with a single \"/\"", quote(rp))
 	}
+	if ap := o.AppRedirectPath; !isLocalPath(ap) || strings.HasPrefix(ap, "/auth/") {
+		p.addf("oidc.app_redirect_path", "%s must be a path on public_url starting with a single \"/\", outside /auth/", quote(ap))
+	}
 }
 
 func (s *Session) validate(p *problems, reported secretProblems, publicURL *url.URL) {

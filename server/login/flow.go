@@ -1,0 +1,250 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/server/session"
+)
+
+// Routes of the gateway's own login pages.
+const (
+	LoginPath       = "/auth/login"
+	CallbackPath    = "/auth/callback"
+	LogoutPath      = "/auth/logout"
+	BackchannelPath = "/auth/backchannel-logout"
+)
+
+// Config is what the login flow needs besides the provider.
+type Config struct {
+	// PublicURL is the origin browsers use, e.g. https://app.example.com.
+	PublicURL string
+	// AppRedirectPath receives the provider's redirect in the API-driven
+	// login. Default "/login/callback".
+	AppRedirectPath string
+	// PostLogoutRedirectPath is where the provider sends the browser after
+	// logout. Default "/".
+	PostLogoutRedirectPath string
+}
+
+// Flow serves the login routes and custodian.v1.AuthService.
+type Flow struct {
+	cfg      Config
+	provider *Provider
+	sessions *session.Manager
+	keys     *keyring.Ring
+	logger   *slog.Logger
+	now      func() time.Time
+	replays  *replayCache
+}
+
+// Option configures a Flow.
+type Option interface {
+	apply(*Flow)
+}
+
+type optionFunc func(*Flow)
+
+func (f optionFunc) apply(fl *Flow) { f(fl) }
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(logger *slog.Logger) Option {
+	return optionFunc(func(f *Flow) { f.logger = logger })
+}
+
+// WithClock sets the clock for login attempts and logout tokens. Default:
+// time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(f *Flow) { f.now = now })
+}
+
+// NewFlow returns the login flow of provider, creating sessions in sessions
+// and sealing login attempts with keys.
+func NewFlow(cfg Config, provider *Provider, sessions *session.Manager, keys *keyring.Ring, opts ...Option) *Flow {
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.AppRedirectPath == "" {
+		cfg.AppRedirectPath = "/login/callback"
+	}
+	if cfg.PostLogoutRedirectPath == "" {
+		cfg.PostLogoutRedirectPath = "/"
+	}
+	f := &Flow{
+		cfg:      cfg,
+		provider: provider,
+		sessions: sessions,
+		keys:     keys,
+		logger:   slog.New(slog.DiscardHandler),
+		now:      time.Now,
+	}
+	for _, opt := range opts {
+		opt.apply(f)
+	}
+	f.replays = newReplayCache(10000, f.now)
+	return f
+}
+
+// Handler serves every route under /auth/.
+func (f *Flow) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+LoginPath, f.serveLogin)
+	mux.HandleFunc("GET "+CallbackPath, f.serveCallback)
+	mux.HandleFunc("POST "+LogoutPath, f.serveLogoutPost)
+	mux.HandleFunc("GET "+LogoutPath, f.serveLogoutGet)
+	mux.HandleFunc("POST "+BackchannelPath, f.serveBackchannel)
+	mux.HandleFunc("/auth/", func(w http.ResponseWriter, r *http.Request) {
+		f.page(w, r, http.StatusNotFound, pageNotFound, "")
+	})
+	return mux
+}
+
+// start begins a login attempt: it returns the provider's authorization URL
+// and the cookie that binds the attempt to this browser.
+func (f *Flow) start(ctx context.Context, redirectPath, returnTo string) (string, *http.Cookie, error) {
+	d, err := f.provider.discover(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	st := newLoginState(f.cfg.PublicURL+redirectPath, returnTo, f.now())
+	cookie, err := sealState(f.keys, st)
+	if err != nil {
+		return "", nil, err
+	}
+	opts := []oauth2.AuthCodeOption{
+		oauth2.S256ChallengeOption(st.Verifier),
+		oidc.Nonce(st.Nonce),
+	}
+	if len(f.provider.cfg.Audiences) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("audience", strings.Join(f.provider.cfg.Audiences, " ")))
+	}
+	return f.provider.oauth2Config(d, st.RedirectURI).AuthCodeURL(st.State, opts...), cookie, nil
+}
+
+// errLoginRefused means the provider or the code refused the login; the
+// browser must start again.
+var errLoginRefused = errors.New("login: the provider refused the sign-in")
+
+// finish completes a login attempt with the code the provider sent: it
+// exchanges the code with the attempt's PKCE verifier, verifies the ID token
+// (signature, issuer, audience, expiry, nonce) and creates a new session.
+func (f *Flow) finish(ctx context.Context, st loginState, code string) (*http.Cookie, *session.Session, error) {
+	if code == "" || len(code) > 2048 {
+		return nil, nil, fmt.Errorf("%w: no code", errLoginRefused)
+	}
+	d, err := f.provider.discover(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := f.provider.oauth2Config(d, st.RedirectURI).Exchange(f.provider.ctx(ctx), code, oauth2.VerifierOption(st.Verifier))
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
+			return nil, nil, fmt.Errorf("%w: code exchange: %w", errLoginRefused, err)
+		}
+		return nil, nil, fmt.Errorf("login: code exchange: %w", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, nil, fmt.Errorf("%w: no ID token", errLoginRefused)
+	}
+	idToken, err := d.idVerifier.Verify(f.provider.ctx(ctx), raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: ID token: %w", errLoginRefused, err)
+	}
+	if idToken.Nonce != st.Nonce {
+		return nil, nil, fmt.Errorf("%w: ID token nonce does not match the login attempt", errLoginRefused)
+	}
+	var claims struct {
+		Name    string `json:"name"`
+		Email   string `json:"email"`
+		Picture string `json:"picture"`
+		SID     string `json:"sid"`
+	}
+	if err := idToken.Claims(&claims); err != nil {
+		return nil, nil, fmt.Errorf("%w: ID token claims: %w", errLoginRefused, err)
+	}
+	user := session.User{Subject: idToken.Subject, Name: claims.Name, Email: claims.Email, Picture: claims.Picture}
+	tokens := session.Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: raw, AccessExpiry: tok.Expiry}
+	cookie, s, err := f.sessions.Create(ctx, user, claims.SID, tokens)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.logger.InfoContext(ctx, "signed in", "request_id", requestid.FromContext(ctx), "subject", user.Subject)
+	return cookie, s, nil
+}
+
+// endPrevious ends the session the browser brought, if any: a login always
+// creates a new session, and the old one should not linger.
+func (f *Flow) endPrevious(ctx context.Context, header http.Header) {
+	if s, err := f.sessions.FromHeader(ctx, header); err == nil {
+		_ = f.sessions.End(ctx, s, session.ReasonSignedOut)
+	}
+}
+
+func (f *Flow) serveLogin(w http.ResponseWriter, r *http.Request) {
+	authURL, cookie, err := f.start(r.Context(), CallbackPath, r.URL.Query().Get("return_to"))
+	if err != nil {
+		f.logger.ErrorContext(r.Context(), "login could not start", "request_id", requestid.FromContext(r.Context()), "error", err)
+		f.page(w, r, http.StatusBadGateway, pageProviderDown, "")
+		return
+	}
+	http.SetCookie(w, cookie)
+	noStore(w)
+	http.Redirect(w, r, authURL, http.StatusSeeOther)
+}
+
+func (f *Flow) serveCallback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	st, err := openState(f.keys, r.Header, q.Get("state"), f.now())
+	if err != nil {
+		f.logger.InfoContext(ctx, "callback without a valid login attempt", "request_id", requestid.FromContext(ctx))
+		f.page(w, r, http.StatusBadRequest, pageBadAttempt, "")
+		return
+	}
+	// The attempt is spent whatever happens next.
+	http.SetCookie(w, clearState(st.State))
+	if e := q.Get("error"); e != "" {
+		f.logger.InfoContext(ctx, "provider returned an error", "request_id", requestid.FromContext(ctx), "error", e)
+		f.page(w, r, http.StatusForbidden, pageProviderRefused, providerError(e))
+		return
+	}
+	f.endPrevious(ctx, r.Header)
+	cookie, _, err := f.finish(ctx, st, q.Get("code"))
+	if err != nil {
+		f.logger.WarnContext(ctx, "sign-in failed", "request_id", requestid.FromContext(ctx), "error", err)
+		if errors.Is(err, errLoginRefused) {
+			f.page(w, r, http.StatusForbidden, pageLoginFailed, "")
+		} else {
+			f.page(w, r, http.StatusBadGateway, pageProviderDown, "")
+		}
+		return
+	}
+	http.SetCookie(w, cookie)
+	// A page that navigates on its own instead of a redirect: the provider
+	// started this navigation on another site, and a SameSite=Strict cookie
+	// is only sent once a same-site page starts the next one. So the very
+	// first page after login already carries the session.
+	f.page(w, r, http.StatusOK, pageContinue, st.ReturnTo)
+}
+
+// providerError keeps only the standard OAuth error codes of a provider's
+// error, never its free text.
+func providerError(code string) string {
+	switch code {
+	case "access_denied", "login_required", "consent_required", "interaction_required",
+		"temporarily_unavailable", "server_error", "invalid_request", "invalid_scope":
+		return code
+	default:
+		return "error"
+	}
+}

@@ -1,0 +1,103 @@
+package login
+
+import (
+	"context"
+	"crypto/subtle"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/server/session"
+)
+
+// CSRFHeader must be sent, with value "1", on POST /auth/logout. A page on
+// another site cannot send a custom header without a CORS preflight, which
+// the gateway does not grant it.
+const CSRFHeader = "X-CSRF"
+
+// logout ends s here, revokes its refresh token at the provider and returns
+// where the browser goes next: the provider's end-session endpoint, or the
+// post-logout page when the provider has none.
+func (f *Flow) logout(ctx context.Context, s *session.Session) string {
+	log := f.logger.With("request_id", requestid.FromContext(ctx))
+	tokens := s.Tokens()
+	if err := f.sessions.End(ctx, s, session.ReasonSignedOut); err != nil {
+		log.ErrorContext(ctx, "ending the session failed", "error", err)
+	}
+	after := f.cfg.PublicURL + f.cfg.PostLogoutRedirectPath
+	d, err := f.provider.discover(ctx)
+	if err != nil {
+		log.WarnContext(ctx, "provider unavailable at logout: refresh token not revoked", "error", err)
+		return after
+	}
+	revokeCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := f.provider.revoke(revokeCtx, d, tokens.RefreshToken); err != nil {
+		log.WarnContext(ctx, "refresh token revocation failed", "error", err)
+	}
+	log.InfoContext(ctx, "signed out", "subject", s.User.Subject)
+	if d.endSessionURL == "" {
+		return after
+	}
+	q := url.Values{"post_logout_redirect_uri": {after}, "client_id": {f.provider.cfg.ClientID}}
+	if tokens.IDToken != "" {
+		q.Set("id_token_hint", tokens.IDToken)
+	}
+	u, err := url.Parse(d.endSessionURL)
+	if err != nil {
+		return after
+	}
+	existing := u.Query()
+	for k, v := range q {
+		existing[k] = v
+	}
+	u.RawQuery = existing.Encode()
+	return u.String()
+}
+
+// serveLogoutPost is logout for scripts: POST with the CSRF header, from the
+// gateway's own origin when the browser says where it comes from.
+func (f *Flow) serveLogoutPost(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(CSRFHeader) != "1" || !f.sameOrigin(r) {
+		f.page(w, r, http.StatusForbidden, pageForbidden, "")
+		return
+	}
+	f.serveLogout(w, r, nil)
+}
+
+// serveLogoutGet is logout by link, allowed only with the session's own
+// logout id (from GetSession's logout_url), so a link on another site
+// cannot sign anyone out.
+func (f *Flow) serveLogoutGet(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	f.serveLogout(w, r, func(s *session.Session) bool {
+		return id != "" && subtle.ConstantTimeCompare([]byte(id), []byte(s.LogoutID)) == 1
+	})
+}
+
+func (f *Flow) serveLogout(w http.ResponseWriter, r *http.Request, allowed func(*session.Session) bool) {
+	s, err := f.sessions.FromHeader(r.Context(), r.Header)
+	if err != nil {
+		// No live session: nothing to end, but clear a stale cookie.
+		http.SetCookie(w, f.sessions.ClearCookie())
+		noStore(w)
+		http.Redirect(w, r, f.cfg.PublicURL+f.cfg.PostLogoutRedirectPath, http.StatusSeeOther)
+		return
+	}
+	if allowed != nil && !allowed(s) {
+		f.page(w, r, http.StatusBadRequest, pageBadLogoutLink, "")
+		return
+	}
+	next := f.logout(r.Context(), s)
+	http.SetCookie(w, f.sessions.ClearCookie())
+	noStore(w)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// sameOrigin reports whether a request without an Origin header, or with
+// the gateway's own, may act. Scripts of other origins are refused.
+func (f *Flow) sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	return origin == "" || origin == f.cfg.PublicURL
+}

@@ -1,0 +1,282 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/internal/requestid"
+)
+
+// Manager creates, loads and ends sessions, and hands out their access
+// tokens, refreshing them when needed.
+type Manager struct {
+	store     Store
+	keys      *keyring.Ring
+	refresher Refresher
+	logger    *slog.Logger
+	now       func() time.Time
+	cookie    Cookie
+	idle      time.Duration
+	absolute  time.Duration
+	skew      time.Duration
+	loginURL  string
+
+	mu      sync.Mutex
+	flights map[string]*flight // refreshes in progress, by store key
+}
+
+// Option configures a Manager.
+type Option interface {
+	apply(*Manager)
+}
+
+type optionFunc func(*Manager)
+
+func (f optionFunc) apply(m *Manager) { f(m) }
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(logger *slog.Logger) Option {
+	return optionFunc(func(m *Manager) { m.logger = logger })
+}
+
+// WithClock sets the clock for expiry decisions. Default: time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(m *Manager) { m.now = now })
+}
+
+// WithCookie sets the session cookie's name and SameSite mode. Default:
+// "__Host-custodian", SameSite=Strict.
+func WithCookie(c Cookie) Option {
+	return optionFunc(func(m *Manager) { m.cookie = c })
+}
+
+// WithTimeouts sets the idle (sliding) and absolute session lifetimes.
+// Default: 30 minutes idle, 12 hours absolute.
+func WithTimeouts(idle, absolute time.Duration) Option {
+	return optionFunc(func(m *Manager) { m.idle, m.absolute = idle, absolute })
+}
+
+// WithRefreshSkew refreshes access tokens this long before they expire.
+// Default: 60 seconds.
+func WithRefreshSkew(d time.Duration) Option {
+	return optionFunc(func(m *Manager) { m.skew = d })
+}
+
+// WithLoginURL sets where SessionError details send users to sign in.
+// Default: "/auth/login".
+func WithLoginURL(u string) Option {
+	return optionFunc(func(m *Manager) { m.loginURL = u })
+}
+
+// NewManager returns a Manager keeping sessions in store, sealed with keys,
+// refreshing tokens with refresher.
+func NewManager(store Store, keys *keyring.Ring, refresher Refresher, opts ...Option) *Manager {
+	m := &Manager{
+		store:     store,
+		keys:      keys,
+		refresher: refresher,
+		logger:    slog.New(slog.DiscardHandler),
+		now:       time.Now,
+		idle:      30 * time.Minute,
+		absolute:  12 * time.Hour,
+		skew:      time.Minute,
+		loginURL:  "/auth/login",
+		flights:   make(map[string]*flight),
+	}
+	for _, opt := range opts {
+		opt.apply(m)
+	}
+	m.cookie = m.cookie.withDefaults()
+	return m
+}
+
+// payload is what a record seals: everything about the user and the tokens.
+type payload struct {
+	User     User   `json:"u"`
+	LogoutID string `json:"l"`
+	Tokens   Tokens `json:"t"`
+}
+
+// Create starts a new session for user with tokens and returns the cookie
+// that names it. sid is the provider's session id, if it sent one. A new
+// random id is made every time: whatever id the browser had is never reused.
+func (m *Manager) Create(ctx context.Context, user User, sid string, tokens Tokens) (*http.Cookie, *Session, error) {
+	id := randomString(idBytes)
+	now := m.now()
+	s := &Session{
+		key:            storeKey(id),
+		User:           user,
+		SID:            sid,
+		LogoutID:       randomString(16),
+		Created:        now,
+		AbsoluteExpiry: now.Add(m.absolute),
+		tokens:         tokens,
+	}
+	s.IdleExpiry = m.idleExpiry(now, s.AbsoluteExpiry)
+	sealed, err := m.seal(s.key, payload{User: user, LogoutID: s.LogoutID, Tokens: tokens})
+	if err != nil {
+		return nil, nil, err
+	}
+	rec := Record{
+		Subject:        user.Subject,
+		SID:            sid,
+		Created:        now,
+		LastSeen:       now,
+		AbsoluteExpiry: s.AbsoluteExpiry,
+		Expires:        s.IdleExpiry,
+		Sealed:         sealed,
+	}
+	if err := m.store.Put(ctx, s.key, rec); err != nil {
+		return nil, nil, fmt.Errorf("session: create: %w", err)
+	}
+	return m.cookie.cookie(id), s, nil
+}
+
+// FromHeader loads the session named by the request's cookie. Without a
+// usable one it returns a CodeUnauthenticated error whose detail says why;
+// when the store fails, CodeUnavailable.
+func (m *Manager) FromHeader(ctx context.Context, header http.Header) (*Session, error) {
+	id := m.cookie.idFrom(header)
+	if id == "" {
+		return nil, Unauthenticated(ReasonNoSession, m.loginURL)
+	}
+	return m.load(ctx, storeKey(id))
+}
+
+// load returns the live session under key, sliding its idle expiry.
+func (m *Manager) load(ctx context.Context, key string) (*Session, error) {
+	rec, err := m.store.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil, Unauthenticated(ReasonNoSession, m.loginURL)
+	}
+	if err != nil {
+		m.logger.ErrorContext(ctx, "session store failed", "request_id", requestid.FromContext(ctx), "error", err)
+		return nil, errUnavailable()
+	}
+	if rec.Ended != 0 {
+		return nil, Unauthenticated(rec.Ended, m.loginURL)
+	}
+	now := m.now()
+	if !now.Before(rec.AbsoluteExpiry) || !now.Before(rec.LastSeen.Add(m.idle)) {
+		m.end(ctx, key, ReasonExpired)
+		return nil, Unauthenticated(ReasonExpired, m.loginURL)
+	}
+	p, err := m.open(key, rec.Sealed)
+	if err != nil {
+		// Sealed with a key that has left the ring, or damaged.
+		m.logger.WarnContext(ctx, "session record cannot be opened", "request_id", requestid.FromContext(ctx), "error", err)
+		m.end(ctx, key, ReasonExpired)
+		return nil, Unauthenticated(ReasonExpired, m.loginURL)
+	}
+	s := &Session{
+		key:            key,
+		User:           p.User,
+		SID:            rec.SID,
+		LogoutID:       p.LogoutID,
+		Created:        rec.Created,
+		AbsoluteExpiry: rec.AbsoluteExpiry,
+		IdleExpiry:     m.idleExpiry(rec.LastSeen, rec.AbsoluteExpiry),
+		tokens:         p.Tokens,
+	}
+	// Slide the idle expiry, but write at most once per idle/32 (about a
+	// minute for 30 minutes) so a busy page does not write on every call.
+	if now.Sub(rec.LastSeen) >= m.idle/32 {
+		s.IdleExpiry = m.idleExpiry(now, rec.AbsoluteExpiry)
+		if err := m.store.Touch(ctx, key, now, s.IdleExpiry); err != nil {
+			m.logger.WarnContext(ctx, "session touch failed", "request_id", requestid.FromContext(ctx), "error", err)
+		}
+	}
+	return s, nil
+}
+
+// End ends the session: its record becomes a tombstone that tells later
+// requests with its cookie why they are refused.
+func (m *Manager) End(ctx context.Context, s *Session, reason Reason) error {
+	return m.end(ctx, s.key, reason)
+}
+
+// EndMatching ends every live session of subject (when not empty) and sid
+// (when not empty), as back-channel logout asks, and returns how many.
+func (m *Manager) EndMatching(ctx context.Context, subject, sid string) (int, error) {
+	keys, err := m.store.Find(ctx, subject, sid)
+	if err != nil {
+		return 0, fmt.Errorf("session: find: %w", err)
+	}
+	var errs []error
+	for _, key := range keys {
+		errs = append(errs, m.end(ctx, key, ReasonSignedOut))
+	}
+	return len(keys), errors.Join(errs...)
+}
+
+func (m *Manager) end(ctx context.Context, key string, reason Reason) error {
+	now := m.now()
+	// A tombstone lives as long as an idle session would have, long enough
+	// for the browser's next call to learn the reason.
+	err := m.store.Put(ctx, key, Record{Created: now, LastSeen: now, AbsoluteExpiry: now, Expires: now.Add(m.idle), Ended: reason})
+	if err != nil {
+		m.logger.ErrorContext(ctx, "ending a session failed", "request_id", requestid.FromContext(ctx), "error", err)
+		return fmt.Errorf("session: end: %w", err)
+	}
+	return nil
+}
+
+// ClearCookie returns a cookie that deletes the session cookie.
+func (m *Manager) ClearCookie() *http.Cookie { return m.cookie.clear() }
+
+// CookieName returns the session cookie's name.
+func (m *Manager) CookieName() string { return m.cookie.Name }
+
+// LoginURL returns where users without a session are sent.
+func (m *Manager) LoginURL() string { return m.loginURL }
+
+func (m *Manager) idleExpiry(lastSeen, absolute time.Time) time.Time {
+	if e := lastSeen.Add(m.idle); e.Before(absolute) {
+		return e
+	}
+	return absolute
+}
+
+func (m *Manager) seal(key string, p payload) ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("session: payload: %w", err)
+	}
+	return m.keys.Seal(b, []byte(key)), nil
+}
+
+func (m *Manager) open(key string, sealed []byte) (payload, error) {
+	var p payload
+	b, err := m.keys.Open(sealed, []byte(key))
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("session: payload: %w", err)
+	}
+	return p, nil
+}
+
+// storeKey is what the store knows a session by: a hash of its id, so that a
+// copy of the store does not hand out working cookies.
+func storeKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms.
+	return base64.RawURLEncoding.EncodeToString(b)
+}

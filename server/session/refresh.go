@@ -1,0 +1,149 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/custodian-bff/custodian/internal/requestid"
+)
+
+// Refresher renews a session's tokens at the provider.
+type Refresher interface {
+	// Refresh redeems refreshToken. The answer's RefreshToken and IDToken
+	// may be empty when the provider did not rotate them. An error that
+	// wraps ErrRefreshRejected means the refresh token is dead; any other
+	// error is taken as a passing outage.
+	Refresh(ctx context.Context, refreshToken string) (Tokens, error)
+}
+
+// ErrRefreshRejected marks a refresh the provider refused for good
+// (invalid_grant): retrying cannot help, the session must end.
+var ErrRefreshRejected = errors.New("refresh token rejected")
+
+// refreshTimeout bounds one refresh. It runs on its own context so that no
+// single caller's cancellation fails the others waiting for it.
+const refreshTimeout = 15 * time.Second
+
+// flight is one refresh in progress; every caller that needs the session's
+// token meanwhile waits for it instead of starting another.
+type flight struct {
+	done   chan struct{}
+	tokens Tokens
+	err    error
+}
+
+// AccessToken returns a valid access token of s, refreshing it first when
+// it expires within the refresh skew. Concurrent callers for one session
+// share a single refresh; each waits only as long as its own ctx allows.
+// When the provider refuses the refresh token the session ends and the
+// error is CodeUnauthenticated with reason REFRESH_FAILED; a provider
+// outage gives CodeUnavailable and keeps the session.
+func (m *Manager) AccessToken(ctx context.Context, s *Session) (string, error) {
+	if t := s.Tokens(); m.fresh(t) {
+		return t.AccessToken, nil
+	}
+	t, err := m.refresh(ctx, s.key)
+	if err != nil {
+		return "", err
+	}
+	s.setTokens(t)
+	return t.AccessToken, nil
+}
+
+// fresh reports whether t's access token outlives the refresh skew. A token
+// without an expiry is taken as fresh: the backend's 401 will tell.
+func (m *Manager) fresh(t Tokens) bool {
+	return t.AccessToken != "" && (t.AccessExpiry.IsZero() || m.now().Add(m.skew).Before(t.AccessExpiry))
+}
+
+func (m *Manager) refresh(ctx context.Context, key string) (Tokens, error) {
+	m.mu.Lock()
+	f, ok := m.flights[key]
+	if !ok {
+		f = &flight{done: make(chan struct{})}
+		m.flights[key] = f
+		go m.fly(context.WithoutCancel(ctx), key, f)
+	}
+	m.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.tokens, f.err
+	case <-ctx.Done():
+		return Tokens{}, connect.NewError(connect.CodeCanceled, ctx.Err())
+	}
+}
+
+func (m *Manager) fly(ctx context.Context, key string, f *flight) {
+	defer func() {
+		m.mu.Lock()
+		delete(m.flights, key)
+		m.mu.Unlock()
+		close(f.done)
+	}()
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	f.tokens, f.err = m.refreshStored(ctx, key)
+}
+
+// refreshStored refreshes the tokens stored under key, unless another flight
+// (here or, with a shared store, on another replica) already did.
+func (m *Manager) refreshStored(ctx context.Context, key string) (Tokens, error) {
+	log := m.logger.With("request_id", requestid.FromContext(ctx))
+	rec, err := m.store.Get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Tokens{}, Unauthenticated(ReasonNoSession, m.loginURL)
+	case err != nil:
+		log.ErrorContext(ctx, "session store failed", "error", err)
+		return Tokens{}, errUnavailable()
+	case rec.Ended != 0:
+		return Tokens{}, Unauthenticated(rec.Ended, m.loginURL)
+	}
+	p, err := m.open(key, rec.Sealed)
+	if err != nil {
+		m.end(ctx, key, ReasonExpired)
+		return Tokens{}, Unauthenticated(ReasonExpired, m.loginURL)
+	}
+	if m.fresh(p.Tokens) {
+		return p.Tokens, nil
+	}
+	if !m.now().Before(rec.AbsoluteExpiry) || p.Tokens.RefreshToken == "" {
+		m.end(ctx, key, ReasonExpired)
+		return Tokens{}, Unauthenticated(ReasonExpired, m.loginURL)
+	}
+	renewed, err := m.refresher.Refresh(ctx, p.Tokens.RefreshToken)
+	if errors.Is(err, ErrRefreshRejected) {
+		log.InfoContext(ctx, "provider refused the refresh token: ending the session", "error", err)
+		m.end(ctx, key, ReasonRefreshFailed)
+		return Tokens{}, Unauthenticated(ReasonRefreshFailed, m.loginURL)
+	}
+	if err != nil {
+		log.WarnContext(ctx, "token refresh failed; keeping the session", "error", err)
+		return Tokens{}, connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
+	}
+	if renewed.RefreshToken == "" {
+		renewed.RefreshToken = p.Tokens.RefreshToken
+	}
+	if renewed.IDToken == "" {
+		renewed.IDToken = p.Tokens.IDToken
+	}
+	p.Tokens = renewed
+	sealed, err := m.seal(key, p)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if err := m.store.UpdateSealed(ctx, key, sealed); errors.Is(err, ErrNotFound) {
+		// Ended while we refreshed (a logout won the race): stay ended.
+		if rec, err := m.store.Get(ctx, key); err == nil && rec.Ended != 0 {
+			return Tokens{}, Unauthenticated(rec.Ended, m.loginURL)
+		}
+		return Tokens{}, Unauthenticated(ReasonSignedOut, m.loginURL)
+	} else if err != nil {
+		// The new tokens work for this call; the next one will refresh again.
+		log.ErrorContext(ctx, "storing refreshed tokens failed", "error", err)
+	}
+	return renewed, nil
+}
