@@ -63,14 +63,18 @@ func WithAccessTokenLifetime(d time.Duration) Option {
 
 // Start starts the demo world for a gateway that browsers reach at publicURL
 // (e.g. http://localhost:8080) and that listens at listenURL (e.g.
-// http://127.0.0.1:8080), which the backends use to fetch the provider's keys.
+// http://127.0.0.1:8080), where the provider's issuer URL lives.
 func Start(ctx context.Context, publicURL, listenURL string, opts ...Option) (*World, error) {
 	o := options{logger: slog.New(slog.DiscardHandler), accessLifetime: 5 * time.Minute}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
 	publicURL = strings.TrimRight(publicURL, "/")
-	issuer := publicURL + strings.TrimSuffix(IdPPath, "/")
+	listenURL = strings.TrimRight(listenURL, "/")
+	// The provider is reached at the listen address (127.0.0.1), which is
+	// another site than the public URL (localhost): like a real provider,
+	// its redirects back to the gateway are cross-site navigations.
+	issuer := listenURL + strings.TrimSuffix(IdPPath, "/")
 	secret, err := randomString(32)
 	if err != nil {
 		return nil, err
@@ -95,7 +99,7 @@ func Start(ctx context.Context, publicURL, listenURL string, opts ...Option) (*W
 	if err != nil {
 		return nil, fmt.Errorf("demo: provider: %w", err)
 	}
-	jwksURL := strings.TrimRight(listenURL, "/") + IdPPath + "jwks"
+	jwksURL := listenURL + IdPPath + "jwks"
 	set, err := backends.Start(ctx, issuer, jwksURL, backends.WithLogger(o.logger.With("component", "demo-backends")))
 	if err != nil {
 		return nil, fmt.Errorf("demo: backends: %w", err)

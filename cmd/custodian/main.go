@@ -77,6 +77,7 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) er
 	}
 	defer ln.Close()
 	opts := []gateway.Option{gateway.WithLogger(logger)}
+	var home *demo.Home
 	if cfg == nil {
 		world, err := startDemo(ctx, logger, ln)
 		if err != nil {
@@ -88,12 +89,19 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) er
 			}
 		}()
 		cfg = world.Config
-		opts = append(opts, gateway.WithServerOptions(server.WithHandler(demo.IdPPath, world.IdP)))
+		home = &demo.Home{}
+		opts = append(opts, gateway.WithServerOptions(
+			server.WithHandler(demo.IdPPath, world.IdP),
+			server.WithHandler("GET /{$}", home),
+		))
 	}
 	cfg.Listen = ln.Addr().String()
 	srv, err := gateway.New(cfg, opts...)
 	if err != nil {
 		return err
+	}
+	if home != nil {
+		home.SetSessions(srv.Sessions)
 	}
 	logger.Info("custodian is listening", "url", cfg.PublicURL, "listen", cfg.Listen, "services", srv.Services())
 	return srv.Serve(ctx, ln)
