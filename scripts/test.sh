@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Custodian. On a fresh Debian machine with Go it
-# first installs what is missing (Node.js and npm from Debian, the npm packages
-# from package-lock.json), so it is also what CI runs.
+# first installs what is missing (Node.js, npm and Chromium from Debian, the
+# npm packages from package-lock.json, grpcurl from the Go module proxy), so it
+# is also what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,11 @@ apt_install() {
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi
+# The browser tests drive Debian's Chromium with playwright-core.
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
+fi
+export CHROMIUM_PATH="${CHROMIUM_PATH:-$(command -v chromium)}"
 
 step "npm packages (code generation plugin and TypeScript test clients)"
 npm ci --no-audit --no-fund --loglevel=error
@@ -47,7 +53,7 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-step "TypeScript: compile generated code and tests, run them against a demo gateway"
+step "TypeScript and Chromium: compile generated code and tests, run them against a demo gateway"
 mkdir -p .build
 go build -o .build/custodian ./cmd/custodian
 CUSTODIAN_BIN="$PWD/.build/custodian" npm test --silent

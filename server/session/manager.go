@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,6 +14,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/custodian-bff/custodian/internal/keyring"
 	"github.com/custodian-bff/custodian/internal/requestid"
@@ -31,6 +34,8 @@ type Manager struct {
 	absolute  time.Duration
 	skew      time.Duration
 	loginURL  string
+
+	opened *lru.Cache[string, openedPayload]
 
 	mu      sync.Mutex
 	flights map[string]*flight // refreshes in progress, by store key
@@ -97,9 +102,14 @@ func NewManager(store Store, keys *keyring.Ring, refresher Refresher, opts ...Op
 	for _, opt := range opts {
 		opt.apply(m)
 	}
+	m.opened, _ = lru.New[string, openedPayload](openedCacheSize) // fails only for a size <= 0
 	m.cookie = m.cookie.withDefaults()
 	return m
 }
+
+// openedCacheSize bounds the cache of opened payloads: the sessions active
+// in the last moments, not every session.
+const openedCacheSize = 4096
 
 // payload is what a record seals: everything about the user and the tokens.
 type payload struct {
@@ -134,7 +144,7 @@ func (m *Manager) Create(ctx context.Context, user User, sid string, tokens Toke
 		Created:        now,
 		LastSeen:       now,
 		AbsoluteExpiry: s.AbsoluteExpiry,
-		Expires:        s.IdleExpiry,
+		Expires:        m.storeExpiry(s.IdleExpiry),
 		Sealed:         sealed,
 	}
 	if err := m.store.Put(ctx, s.key, rec); err != nil {
@@ -193,7 +203,7 @@ func (m *Manager) load(ctx context.Context, key string) (*Session, error) {
 	// minute for 30 minutes) so a busy page does not write on every call.
 	if now.Sub(rec.LastSeen) >= m.idle/32 {
 		s.IdleExpiry = m.idleExpiry(now, rec.AbsoluteExpiry)
-		if err := m.store.Touch(ctx, key, now, s.IdleExpiry); err != nil {
+		if err := m.store.Touch(ctx, key, now, m.storeExpiry(s.IdleExpiry)); err != nil {
 			m.logger.WarnContext(ctx, "session touch failed", "request_id", requestid.FromContext(ctx), "error", err)
 		}
 	}
@@ -248,6 +258,14 @@ func (m *Manager) idleExpiry(lastSeen, absolute time.Time) time.Time {
 	return absolute
 }
 
+// storeExpiry is when the store may forget a session that idles out at
+// idleExpiry: an idle period later, as long as a tombstone lives, so that
+// the browser's next call still finds the record and learns that its session
+// expired instead of being told it never had one.
+func (m *Manager) storeExpiry(idleExpiry time.Time) time.Time {
+	return idleExpiry.Add(m.idle)
+}
+
 func (m *Manager) seal(key string, p payload) ([]byte, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -256,7 +274,13 @@ func (m *Manager) seal(key string, p payload) ([]byte, error) {
 	return m.keys.Seal(b, []byte(key)), nil
 }
 
+// open returns the payload sealed in a record. Opened payloads are kept in
+// a bounded cache keyed by store key and checked against the sealed bytes,
+// so the common request (same record as last time) skips AES-GCM and JSON.
 func (m *Manager) open(key string, sealed []byte) (payload, error) {
+	if c, ok := m.opened.Get(key); ok && bytes.Equal(c.sealed, sealed) {
+		return c.payload, nil
+	}
 	var p payload
 	b, err := m.keys.Open(sealed, []byte(key))
 	if err != nil {
@@ -265,7 +289,14 @@ func (m *Manager) open(key string, sealed []byte) (payload, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return p, fmt.Errorf("session: payload: %w", err)
 	}
+	m.opened.Add(key, openedPayload{sealed: bytes.Clone(sealed), payload: p})
 	return p, nil
+}
+
+// openedPayload is a cache entry of open: the box and what it holds.
+type openedPayload struct {
+	sealed  []byte
+	payload payload
 }
 
 // storeKey is what the store knows a session by: a hash of its id, so that a

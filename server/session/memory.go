@@ -78,8 +78,8 @@ func (s *MemoryStore) Touch(_ context.Context, key string, lastSeen, expires tim
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, ok := s.lru.Peek(key)
-	if !ok || rec.Ended != 0 {
-		return nil
+	if !ok || rec.Ended != 0 || !s.now().Before(rec.Expires) {
+		return nil // an expired record is absent: touching must not revive it
 	}
 	rec.LastSeen, rec.Expires = lastSeen, expires
 	s.lru.Add(key, rec) // replaces in place; the index is unchanged

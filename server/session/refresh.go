@@ -110,7 +110,10 @@ func (m *Manager) refreshStored(ctx context.Context, key string) (Tokens, error)
 	if m.fresh(p.Tokens) {
 		return p.Tokens, nil
 	}
-	if !m.now().Before(rec.AbsoluteExpiry) || p.Tokens.RefreshToken == "" {
+	now := m.now()
+	// The store keeps records an idle period past their idle expiry (see
+	// storeExpiry): a session that has idled out is not refreshed.
+	if !now.Before(rec.AbsoluteExpiry) || !now.Before(rec.LastSeen.Add(m.idle)) || p.Tokens.RefreshToken == "" {
 		m.end(ctx, key, ReasonExpired)
 		return Tokens{}, Unauthenticated(ReasonExpired, m.loginURL)
 	}

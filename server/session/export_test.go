@@ -1,0 +1,25 @@
+package session
+
+import "net/http"
+
+// StoreKey exposes storeKey: the key the store knows a session id by.
+var StoreKey = storeKey
+
+// Key returns the store key of s.
+func (s *Session) Key() string { return s.key }
+
+// IDFrom exposes the cookie parser of a Cookie (with its defaults applied).
+func IDFrom(c Cookie, header http.Header) string { return c.withDefaults().idFrom(header) }
+
+// OpenPayload opens and decodes a record's sealed payload, as load does.
+func (m *Manager) OpenPayload(key string, sealed []byte) error {
+	_, err := m.open(key, sealed)
+	return err
+}
+
+// IndexSizes returns how many subjects and sids the store's indexes hold.
+func (s *MemoryStore) IndexSizes() (subjects, sids int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.bySubject), len(s.bySID)
+}
