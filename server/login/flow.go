@@ -163,6 +163,11 @@ func (f *Flow) finish(ctx context.Context, st loginState, code string) (*http.Co
 	if idToken.Nonce != st.Nonce {
 		return nil, nil, fmt.Errorf("%w: ID token nonce does not match the login attempt", errLoginRefused)
 	}
+	// go-oidc does not require sub, but every ID token has one (OpenID
+	// Connect Core 1.0 §2); a session must never belong to nobody.
+	if idToken.Subject == "" {
+		return nil, nil, fmt.Errorf("%w: ID token has no subject", errLoginRefused)
+	}
 	var claims struct {
 		Name    string `json:"name"`
 		Email   string `json:"email"`
