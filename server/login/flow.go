@@ -109,12 +109,12 @@ func (f *Flow) Handler() http.Handler {
 
 // start begins a login attempt: it returns the provider's authorization URL
 // and the cookie that binds the attempt to this browser.
-func (f *Flow) start(ctx context.Context, redirectPath, returnTo string) (string, *http.Cookie, error) {
+func (f *Flow) start(ctx context.Context, header http.Header, redirectPath, returnTo string) (string, *http.Cookie, error) {
 	d, err := f.provider.discover(ctx)
 	if err != nil {
 		return "", nil, err
 	}
-	st := newLoginState(f.cfg.PublicURL+redirectPath, returnTo, f.now())
+	st := newLoginState(f.cfg.PublicURL+redirectPath, returnTo, f.sessions.Ref(ctx, header), f.now())
 	cookie, err := sealState(f.keys, st)
 	if err != nil {
 		return "", nil, err
@@ -187,16 +187,16 @@ func (f *Flow) finish(ctx context.Context, st loginState, code string) (*http.Co
 	return cookie, s, nil
 }
 
-// endPrevious ends the session the browser brought, if any: a login always
-// creates a new session, and the old one should not linger.
-func (f *Flow) endPrevious(ctx context.Context, header http.Header) {
-	if s, err := f.sessions.FromHeader(ctx, header); err == nil {
-		_ = f.sessions.End(ctx, s, session.ReasonSignedOut)
-	}
+// endPrevious ends the sessions the browser had, if any: the one it had when
+// the login started (kept in the attempt) and the one its cookie names now.
+// A login always creates a new session, and the old one must not linger.
+func (f *Flow) endPrevious(ctx context.Context, st loginState, header http.Header) {
+	_ = f.sessions.EndRef(ctx, st.Previous)
+	_ = f.sessions.EndRef(ctx, f.sessions.Ref(ctx, header))
 }
 
 func (f *Flow) serveLogin(w http.ResponseWriter, r *http.Request) {
-	authURL, cookie, err := f.start(r.Context(), CallbackPath, r.URL.Query().Get("return_to"))
+	authURL, cookie, err := f.start(r.Context(), r.Header, CallbackPath, r.URL.Query().Get("return_to"))
 	if err != nil {
 		f.logger.ErrorContext(r.Context(), "login could not start", "request_id", requestid.FromContext(r.Context()), "error", err)
 		f.page(w, r, http.StatusBadGateway, pageProviderDown, "")
@@ -223,7 +223,6 @@ func (f *Flow) serveCallback(w http.ResponseWriter, r *http.Request) {
 		f.page(w, r, http.StatusForbidden, pageProviderRefused, providerError(e))
 		return
 	}
-	f.endPrevious(ctx, r.Header)
 	cookie, _, err := f.finish(ctx, st, q.Get("code"))
 	if err != nil {
 		f.logger.WarnContext(ctx, "sign-in failed", "request_id", requestid.FromContext(ctx), "error", err)
@@ -234,6 +233,7 @@ func (f *Flow) serveCallback(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	f.endPrevious(ctx, st, r.Header)
 	http.SetCookie(w, cookie)
 	// A page that navigates on its own instead of a redirect: the provider
 	// started this navigation on another site, and a SameSite=Strict cookie

@@ -22,7 +22,7 @@ const maxCallbackQuery = 4096
 // StartLogin begins an API-driven login: the provider will redirect back to
 // the app's own callback page (Config.AppRedirectPath).
 func (f *Flow) StartLogin(ctx context.Context, req *connect.Request[custodianv1.StartLoginRequest]) (*connect.Response[custodianv1.StartLoginResponse], error) {
-	authURL, cookie, err := f.start(ctx, f.cfg.AppRedirectPath, req.Msg.GetReturnTo())
+	authURL, cookie, err := f.start(ctx, req.Header(), f.cfg.AppRedirectPath, req.Msg.GetReturnTo())
 	if err != nil {
 		f.logger.ErrorContext(ctx, "login could not start", "request_id", requestid.FromContext(ctx), "error", err)
 		return nil, connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
@@ -53,7 +53,6 @@ func (f *Flow) FinishLogin(ctx context.Context, req *connect.Request[custodianv1
 	if e := q.Get("error"); e != "" {
 		return nil, withHeaders(connect.NewError(connect.CodePermissionDenied, errors.New("the identity provider did not sign the user in: "+providerError(e))), res)
 	}
-	f.endPrevious(ctx, req.Header())
 	cookie, s, err := f.finish(ctx, st, q.Get("code"))
 	if err != nil {
 		f.logger.WarnContext(ctx, "sign-in failed", "request_id", requestid.FromContext(ctx), "error", err)
@@ -62,6 +61,7 @@ func (f *Flow) FinishLogin(ctx context.Context, req *connect.Request[custodianv1
 		}
 		return nil, withHeaders(connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again")), res)
 	}
+	f.endPrevious(ctx, st, req.Header())
 	res.Header().Add("Set-Cookie", cookie.String())
 	res.Msg.User = session.PublicUser(s.User)
 	res.Msg.ReturnTo = st.ReturnTo

@@ -30,12 +30,16 @@ type loginState struct {
 	RedirectURI string    `json:"r"`
 	ReturnTo    string    `json:"t"`
 	Created     time.Time `json:"c"`
+	// Previous refers to the session the browser had when the login
+	// started; it ends once the new one exists.
+	Previous string `json:"p,omitempty"`
 }
 
 var errBadState = errors.New("login: unknown, tampered or expired login attempt")
 
-func newLoginState(redirectURI, returnTo string, now time.Time) loginState {
+func newLoginState(redirectURI, returnTo, previous string, now time.Time) loginState {
 	return loginState{
+		Previous:    previous,
 		State:       random(32),
 		Nonce:       random(32),
 		Verifier:    random(48), // 64 characters, within RFC 7636's 43..128

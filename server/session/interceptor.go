@@ -45,11 +45,20 @@ func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 func (m *Manager) Attach(ctx context.Context, header http.Header) context.Context {
 	s, err := m.FromHeader(ctx, header)
 	if err != nil {
-		return withState(ctx, state{err: err})
+		// Backend calls that need the user's token fail with the same
+		// reason, even from a handler that did not call Require first.
+		return clients.WithUserTokens(withState(ctx, state{err: err}), noUser{err: err})
 	}
 	ctx = withState(ctx, state{session: s})
 	return clients.WithUserTokens(ctx, userTokens{m: m, s: s})
 }
+
+// noUser answers for a caller without a session: every token request fails
+// with the reason there is none.
+type noUser struct{ err error }
+
+func (n noUser) AccessToken(context.Context) (string, error)            { return "", n.err }
+func (n noUser) ExchangedToken(context.Context, string) (string, error) { return "", n.err }
 
 // userTokens gives backend clients the session's tokens.
 type userTokens struct {

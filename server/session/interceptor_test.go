@@ -98,8 +98,17 @@ func TestAttachWithoutSession(t *testing.T) {
 			if s, ok := session.FromContext(ctx); ok || s != nil {
 				t.Errorf("FromContext = %v, %v", s, ok)
 			}
-			if _, ok := clients.UserTokensFromContext(ctx); ok {
-				t.Error("user tokens in the context of a request without a session")
+			// Backend calls for the user fail with the same reason.
+			if ut, ok := clients.UserTokensFromContext(ctx); ok {
+				tok, err := ut.AccessToken(t.Context())
+				if tok != "" {
+					t.Errorf("a request without a session got token %q", tok)
+				}
+				wantRefused(t, err, c.reason)
+				_, err = ut.ExchangedToken(t.Context(), "acme-loyalty")
+				wantRefused(t, err, c.reason)
+			} else {
+				t.Error("no token source saying why there is no session")
 			}
 			s, err := session.Require(ctx)
 			if s != nil {

@@ -210,6 +210,28 @@ func (m *Manager) load(ctx context.Context, key string) (*Session, error) {
 	return s, nil
 }
 
+// Ref returns an opaque reference to the session named by header's cookie,
+// or "" when there is none. A login keeps it to end that session once the
+// new one exists: the callback itself, a cross-site navigation, does not
+// carry a SameSite=Strict cookie.
+func (m *Manager) Ref(ctx context.Context, header http.Header) string {
+	if s, err := m.FromHeader(ctx, header); err == nil {
+		return s.key
+	}
+	return ""
+}
+
+// EndRef ends the session ref names, if it still lives.
+func (m *Manager) EndRef(ctx context.Context, ref string) error {
+	if ref == "" {
+		return nil
+	}
+	if _, err := m.load(ctx, ref); err != nil {
+		return nil // already ended or gone
+	}
+	return m.end(ctx, ref, ReasonSignedOut)
+}
+
 // End ends the session: its record becomes a tombstone that tells later
 // requests with its cookie why they are refused.
 func (m *Manager) End(ctx context.Context, s *Session, reason Reason) error {

@@ -369,14 +369,13 @@ describe("browser", { timeout: TEST_TIMEOUT * 8 }, () => {
 
   });
 
-  // The callback tries to end the session the browser already had
-  // (Flow.endPrevious), but the callback is a cross-site navigation from the
-  // provider, so Chromium does not send the SameSite=Strict session cookie
-  // with it and the earlier session, with its tokens, stays alive on the
-  // server until it expires. Marked todo until the gateway handles it.
+  // The callback is a cross-site navigation from the provider, so Chromium
+  // does not send the SameSite=Strict session cookie with it; the gateway
+  // remembers the earlier session when the login starts (a same-site
+  // navigation) and ends it once the new one exists.
   test(
     "a second login ends the session the browser had",
-    { timeout: TEST_TIMEOUT, todo: "gateway: Flow.endPrevious never sees the Strict cookie on the cross-site callback" },
+    { timeout: TEST_TIMEOUT },
     async () => {
       const page = await context.newPage();
       await signIn(page, "bob");
