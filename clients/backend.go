@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/internal/tracecontext"
 	"github.com/custodian-bff/custodian/server/config"
 )
 
@@ -33,6 +35,8 @@ type Option interface {
 type backendOptions struct {
 	httpClient *http.Client
 	creds      *ClientCredentials
+	logger     *slog.Logger
+	breaker    BreakerSettings
 }
 
 type optionFunc func(*backendOptions)
@@ -51,10 +55,21 @@ func WithClientCredentials(creds ClientCredentials) Option {
 	return optionFunc(func(o *backendOptions) { o.creds = &creds })
 }
 
+// WithLogger sets the logger. Default: discard.
+func WithLogger(logger *slog.Logger) Option {
+	return optionFunc(func(o *backendOptions) { o.logger = logger })
+}
+
+// WithBreaker sets the circuit breaker's thresholds; zero fields keep the
+// defaults of BreakerSettings.
+func WithBreaker(s BreakerSettings) Option {
+	return optionFunc(func(o *backendOptions) { o.breaker = s })
+}
+
 // New returns the Backend that cfg describes; cfg is expected to have passed
 // config validation.
 func New(cfg config.Backend, opts ...Option) (*Backend, error) {
-	var o backendOptions
+	o := backendOptions{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
@@ -64,17 +79,17 @@ func New(cfg config.Backend, opts ...Option) (*Backend, error) {
 	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("backend %q: url %q is not an absolute http(s) URL", cfg.Name, cfg.URL)
 	}
-	var token tokenFunc
+	var policy tokenPolicy
 	switch cfg.Token {
 	case config.TokenNone:
-		token = noToken
+		policy = noToken{}
 	case config.TokenUser, "":
-		token = userToken
+		policy = userToken{}
 	case config.TokenExchange:
 		if cfg.Audience == "" {
 			return nil, fmt.Errorf("backend %q: token exchange needs an audience", cfg.Name)
 		}
-		token = exchangedToken(cfg.Audience)
+		policy = exchangedToken{audience: cfg.Audience}
 	case config.TokenClient:
 		if o.creds == nil || o.creds.TokenURL == nil {
 			return nil, fmt.Errorf("backend %q: the client token policy needs client credentials", cfg.Name)
@@ -83,13 +98,17 @@ func New(cfg config.Backend, opts ...Option) (*Backend, error) {
 		if idpClient == nil {
 			idpClient = &http.Client{Timeout: 10 * time.Second}
 		}
-		token = (&clientTokens{creds: *o.creds, audience: cfg.Audience, httpClient: idpClient}).get
+		policy = &clientTokens{creds: *o.creds, audience: cfg.Audience, httpClient: idpClient}
 	default:
 		return nil, fmt.Errorf("backend %q: unknown token policy %q", cfg.Name, cfg.Token)
 	}
-	options := []connect.ClientOption{
-		connect.WithInterceptors(&outbound{backend: cfg.Name, timeout: cfg.Timeout, token: token}),
-	}
+	options := []connect.ClientOption{connect.WithInterceptors(&outbound{
+		backend: cfg.Name,
+		timeout: cfg.Timeout,
+		policy:  policy,
+		breaker: newBreaker(cfg.Name, o.breaker),
+		logger:  o.logger,
+	})}
 	switch cfg.Protocol {
 	case config.ProtocolConnect, "":
 	case config.ProtocolGRPC:
@@ -112,26 +131,53 @@ func (b *Backend) URL() string { return b.url }
 func (b *Backend) HTTPClient() connect.HTTPClient { return b.httpClient }
 
 // ClientOptions returns the options for generated clients: protocol, token,
-// request id and timeout.
+// request id, trace context, timeout and circuit breaker.
 func (b *Backend) ClientOptions() []connect.ClientOption { return b.options }
 
 // outbound decorates every backend call: its own timeout, the bearer token
-// of the backend's policy, and the request id. Nothing else from the browser's
-// request is ever copied onto a backend call.
+// of the backend's policy, the request id, the circuit breaker, and one
+// renewal of a refused user token. Nothing from the browser's request is
+// ever copied onto a backend call.
 type outbound struct {
 	backend string
 	timeout time.Duration
-	token   tokenFunc
+	policy  tokenPolicy
+	breaker *breaker
+	logger  *slog.Logger
 }
 
 func (o *outbound) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		ctx, cancel := o.prepare(ctx)
+		callCtx, cancel := o.prepare(ctx)
 		defer cancel()
-		if err := o.decorate(ctx, req.Header()); err != nil {
+		token, err := o.decorate(callCtx, req.Header())
+		if err != nil {
 			return nil, err
 		}
-		return next(ctx, req)
+		res, err := o.breaker.call(ctx, func() (connect.AnyResponse, error) { return next(callCtx, req) })
+		if connect.CodeOf(err) != connect.CodeUnauthenticated || token == "" {
+			return res, err
+		}
+		// The backend refused the user's token: renew it once.
+		renewed, ut, acting, renewErr := o.policy.renew(ctx, token)
+		if !acting {
+			return res, err
+		}
+		if renewErr != nil {
+			return nil, renewErr
+		}
+		if !idempotent(req.Spec()) {
+			// Not safe to send twice; the next call carries the new token.
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New(o.backend+" refused the request; try again"))
+		}
+		req.Header().Set("Authorization", "Bearer "+renewed)
+		res, err = o.breaker.call(ctx, func() (connect.AnyResponse, error) { return next(callCtx, req) })
+		if connect.CodeOf(err) == connect.CodeUnauthenticated {
+			o.logger.WarnContext(ctx, "backend refused a renewed user token", "request_id", requestid.FromContext(ctx),
+				"backend", o.backend, "procedure", req.Spec().Procedure)
+			return nil, ut.Reject(ctx)
+		}
+		return res, err
 	}
 }
 
@@ -140,7 +186,7 @@ func (o *outbound) WrapStreamingClient(next connect.StreamingClientFunc) connect
 		// Streams live as long as the caller's context; only the token and
 		// request id are added.
 		conn := next(ctx, spec)
-		if err := o.decorate(ctx, conn.RequestHeader()); err != nil {
+		if _, err := o.decorate(ctx, conn.RequestHeader()); err != nil {
 			return &failedConn{StreamingClientConn: conn, err: err}
 		}
 		return conn
@@ -158,14 +204,15 @@ func (o *outbound) prepare(ctx context.Context) (context.Context, context.Cancel
 	return ctx, func() {}
 }
 
-func (o *outbound) decorate(ctx context.Context, header http.Header) error {
-	token, err := o.token(ctx)
+// decorate sets the bearer token and request id and returns the token.
+func (o *outbound) decorate(ctx context.Context, header http.Header) (string, error) {
+	token, err := o.policy.token(ctx)
 	if err != nil {
 		var connectErr *connect.Error
 		if errors.As(err, &connectErr) {
-			return connectErr
+			return "", connectErr
 		}
-		return fmt.Errorf("backend %q: %w", o.backend, err)
+		return "", fmt.Errorf("backend %q: %w", o.backend, err)
 	}
 	if token != "" {
 		header.Set("Authorization", "Bearer "+token)
@@ -173,7 +220,13 @@ func (o *outbound) decorate(ctx context.Context, header http.Header) error {
 	if id := requestid.FromContext(ctx); id != "" {
 		header.Set(requestid.Header, id)
 	}
-	return nil
+	tracecontext.Inject(ctx, header)
+	return token, nil
+}
+
+// idempotent reports whether a method may be sent twice.
+func idempotent(spec connect.Spec) bool {
+	return spec.IdempotencyLevel == connect.IdempotencyNoSideEffects || spec.IdempotencyLevel == connect.IdempotencyIdempotent
 }
 
 // failedConn is a stream that could not be given its token.

@@ -73,6 +73,15 @@ func (fakeUserTokens) AccessToken(context.Context) (string, error) { return "use
 func (fakeUserTokens) ExchangedToken(_ context.Context, audience string) (string, error) {
 	return "exchanged-for-" + audience, nil
 }
+func (fakeUserTokens) RenewAccessToken(context.Context, string) (string, error) {
+	return "renewed-user-token", nil
+}
+func (fakeUserTokens) RenewExchangedToken(_ context.Context, audience, _ string) (string, error) {
+	return "renewed-for-" + audience, nil
+}
+func (fakeUserTokens) Reject(context.Context) error {
+	return connect.NewError(connect.CodeUnauthenticated, errors.New("rejected"))
+}
 
 func call(ctx context.Context, t *testing.T, cfg config.Backend, productID string, opts ...clients.Option) error {
 	t.Helper()

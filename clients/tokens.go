@@ -23,6 +23,14 @@ type UserTokens interface {
 	// ExchangedToken returns a token for audience obtained by RFC 8693
 	// token exchange from the session's access token.
 	ExchangedToken(ctx context.Context, audience string) (string, error)
+	// RenewAccessToken returns an access token other than rejected, which
+	// a backend just refused.
+	RenewAccessToken(ctx context.Context, rejected string) (string, error)
+	// RenewExchangedToken is RenewAccessToken for an exchanged token.
+	RenewExchangedToken(ctx context.Context, audience, rejected string) (string, error)
+	// Reject ends the session because a backend kept refusing its tokens,
+	// and returns the error for the browser.
+	Reject(ctx context.Context) error
 }
 
 type userTokensKey struct{}
@@ -44,12 +52,25 @@ func errNoUser() error {
 	return connect.NewError(connect.CodeUnauthenticated, errors.New("sign-in required"))
 }
 
-// tokenFunc returns the bearer token for one call, "" for none.
-type tokenFunc func(ctx context.Context) (string, error)
+// tokenPolicy gets the bearer token of one call ("" for none) and, for
+// the user's tokens, a renewed one after a backend refused it.
+type tokenPolicy interface {
+	token(ctx context.Context) (string, error)
+	// renew returns a token other than rejected and the user's tokens, or
+	// ok false when the policy does not act for a user.
+	renew(ctx context.Context, rejected string) (token string, ut UserTokens, ok bool, err error)
+}
 
-func noToken(context.Context) (string, error) { return "", nil }
+type noToken struct{}
 
-func userToken(ctx context.Context) (string, error) {
+func (noToken) token(context.Context) (string, error) { return "", nil }
+func (noToken) renew(context.Context, string) (string, UserTokens, bool, error) {
+	return "", nil, false, nil
+}
+
+type userToken struct{}
+
+func (userToken) token(ctx context.Context) (string, error) {
 	ut, ok := UserTokensFromContext(ctx)
 	if !ok {
 		return "", errNoUser()
@@ -57,14 +78,32 @@ func userToken(ctx context.Context) (string, error) {
 	return ut.AccessToken(ctx)
 }
 
-func exchangedToken(audience string) tokenFunc {
-	return func(ctx context.Context) (string, error) {
-		ut, ok := UserTokensFromContext(ctx)
-		if !ok {
-			return "", errNoUser()
-		}
-		return ut.ExchangedToken(ctx, audience)
+func (userToken) renew(ctx context.Context, rejected string) (string, UserTokens, bool, error) {
+	ut, ok := UserTokensFromContext(ctx)
+	if !ok {
+		return "", nil, false, errNoUser()
 	}
+	tok, err := ut.RenewAccessToken(ctx, rejected)
+	return tok, ut, true, err
+}
+
+type exchangedToken struct{ audience string }
+
+func (e exchangedToken) token(ctx context.Context) (string, error) {
+	ut, ok := UserTokensFromContext(ctx)
+	if !ok {
+		return "", errNoUser()
+	}
+	return ut.ExchangedToken(ctx, e.audience)
+}
+
+func (e exchangedToken) renew(ctx context.Context, rejected string) (string, UserTokens, bool, error) {
+	ut, ok := UserTokensFromContext(ctx)
+	if !ok {
+		return "", nil, false, errNoUser()
+	}
+	tok, err := ut.RenewExchangedToken(ctx, e.audience, rejected)
+	return tok, ut, true, err
 }
 
 // ClientCredentials is the gateway's own OAuth client registration, used for
@@ -86,16 +125,20 @@ type clientTokens struct {
 	audience   string
 	httpClient *http.Client
 
-	mu    sync.Mutex
-	token *oauth2.Token
+	mu     sync.Mutex
+	cached *oauth2.Token
+}
+
+func (c *clientTokens) renew(context.Context, string) (string, UserTokens, bool, error) {
+	return "", nil, false, nil
 }
 
 // token returns a cached token or fetches a new one within ctx.
-func (c *clientTokens) get(ctx context.Context) (string, error) {
+func (c *clientTokens) token(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.token != nil && time.Until(c.token.Expiry) > 30*time.Second {
-		return c.token.AccessToken, nil
+	if c.cached != nil && time.Until(c.cached.Expiry) > 30*time.Second {
+		return c.cached.AccessToken, nil
 	}
 	tokenURL, err := c.creds.TokenURL(ctx)
 	if err != nil {
@@ -114,6 +157,6 @@ func (c *clientTokens) get(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("client credentials for audience %q: %w", c.audience, err)
 	}
-	c.token = tok
+	c.cached = tok
 	return tok.AccessToken, nil
 }

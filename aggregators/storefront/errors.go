@@ -9,12 +9,20 @@ import (
 
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/server/session"
 )
 
 // backendError turns a backend failure into what a browser may see: a code
 // that tells the client what to do and a fixed message. The backend's own
 // text, which may name hosts or internals, goes to the log only.
 func backendError(ctx context.Context, logger *slog.Logger, backend string, err error) error {
+	if session.ReasonOf(err) != custodianv1.SessionEndReason_SESSION_END_REASON_UNSPECIFIED {
+		// The gateway's own verdict on the session (signed out, refresh
+		// refused, token rejected): safe, and what the client must act on.
+		var connectErr *connect.Error
+		errors.As(err, &connectErr)
+		return connectErr
+	}
 	code := connect.CodeOf(err)
 	logger.LogAttrs(ctx, slog.LevelWarn, "backend call failed",
 		slog.String("request_id", requestid.FromContext(ctx)), slog.String("backend", backend),

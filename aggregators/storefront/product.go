@@ -7,7 +7,6 @@ import (
 	"connectrpc.com/connect"
 
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
-	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
 )
@@ -19,9 +18,10 @@ const (
 )
 
 // ProductService is the public catalog. It calls the catalog backend with
-// the gateway's own token, so anonymous callers are served.
+// the gateway's own token, so anonymous callers are served, from the shared
+// cache where possible.
 type ProductService struct {
-	catalog   catalogv1connect.CatalogServiceClient
+	catalog   *Catalog
 	logger    *slog.Logger
 	imageBase string
 }
@@ -29,7 +29,7 @@ type ProductService struct {
 var _ storefrontv1connect.ProductServiceHandler = (*ProductService)(nil)
 
 // NewProductService returns a ProductService backed by catalog.
-func NewProductService(catalog catalogv1connect.CatalogServiceClient, opts ...Option) *ProductService {
+func NewProductService(catalog *Catalog, opts ...Option) *ProductService {
 	o := newOptions(opts)
 	return &ProductService{catalog: catalog, logger: o.logger, imageBase: o.imageBase}
 }
@@ -48,11 +48,11 @@ func (s *ProductService) ListProducts(ctx context.Context, req *connect.Request[
 	if size == 0 {
 		size = defaultProductPageSize
 	}
-	res, err := s.catalog.ListProducts(ctx, connect.NewRequest(&catalogv1.ListProductsRequest{
+	res, err := s.catalog.list(ctx, &catalogv1.ListProductsRequest{
 		PageSize:  size,
 		PageToken: req.Msg.GetPageToken(),
 		Category:  req.Msg.GetCategory(),
-	}))
+	})
 	if err != nil {
 		if connect.CodeOf(err) == connect.CodeInvalidArgument {
 			// Only the page token can still be refused: the rest was checked above.
@@ -62,10 +62,10 @@ func (s *ProductService) ListProducts(ctx context.Context, req *connect.Request[
 		return nil, backendError(ctx, s.logger, "catalog", err)
 	}
 	out := &storefrontv1.ListProductsResponse{
-		Products:      make([]*storefrontv1.Product, 0, len(res.Msg.GetProducts())),
-		NextPageToken: res.Msg.GetNextPageToken(),
+		Products:      make([]*storefrontv1.Product, 0, len(res.GetProducts())),
+		NextPageToken: res.GetNextPageToken(),
 	}
-	for _, p := range res.Msg.GetProducts() {
+	for _, p := range res.GetProducts() {
 		out.Products = append(out.Products, publicProduct(p, s.imageBase))
 	}
 	return connect.NewResponse(out), nil
@@ -78,9 +78,9 @@ func (s *ProductService) GetProduct(ctx context.Context, req *connect.Request[st
 		invalid.add("product_id", "must be 1 to 64 letters, digits, '-' or '_'")
 		return nil, invalid.err()
 	}
-	res, err := s.catalog.GetProduct(ctx, connect.NewRequest(&catalogv1.GetProductRequest{ProductId: req.Msg.GetProductId()}))
+	p, err := s.catalog.get(ctx, req.Msg.GetProductId())
 	if err != nil {
 		return nil, backendError(ctx, s.logger, "catalog", err)
 	}
-	return connect.NewResponse(&storefrontv1.GetProductResponse{Product: publicProduct(res.Msg.GetProduct(), s.imageBase)}), nil
+	return connect.NewResponse(&storefrontv1.GetProductResponse{Product: publicProduct(p, s.imageBase)}), nil
 }

@@ -7,6 +7,7 @@ package storefront
 import (
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // Option configures the storefront services.
@@ -15,8 +16,9 @@ type Option interface {
 }
 
 type options struct {
-	logger    *slog.Logger
-	imageBase string
+	logger          *slog.Logger
+	imageBase       string
+	optionalTimeout time.Duration
 }
 
 type optionFunc func(*options)
@@ -34,8 +36,16 @@ func WithImageBaseURL(base string) Option {
 	return optionFunc(func(o *options) { o.imageBase = strings.TrimRight(base, "/") })
 }
 
+// WithOptionalTimeout bounds each optional part of an answer (loyalty,
+// recent orders, product details), so one slow backend costs its section,
+// not the page. Default 1s; required parts wait for their backend's own
+// timeout.
+func WithOptionalTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.optionalTimeout = d })
+}
+
 func newOptions(opts []Option) options {
-	o := options{logger: slog.New(slog.DiscardHandler), imageBase: "https://images.acme.example"}
+	o := options{logger: slog.New(slog.DiscardHandler), imageBase: "https://images.acme.example", optionalTimeout: time.Second}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}

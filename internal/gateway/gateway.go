@@ -11,13 +11,19 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/custodian-bff/custodian/aggregators/storefront"
 	"github.com/custodian-bff/custodian/clients"
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
+	"github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1/loyaltyv1connect"
+	"github.com/custodian-bff/custodian/gen/go/acme/orders/v1/ordersv1connect"
+	"github.com/custodian-bff/custodian/gen/go/acme/profiles/v1/profilesv1connect"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
 	"github.com/custodian-bff/custodian/gen/go/custodian/v1/custodianv1connect"
 	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/internal/tracecontext"
 	"github.com/custodian-bff/custodian/server"
 	"github.com/custodian-bff/custodian/server/config"
 	"github.com/custodian-bff/custodian/server/login"
@@ -30,6 +36,7 @@ type Option interface {
 }
 
 type options struct {
+	tracer    trace.TracerProvider
 	logger    *slog.Logger
 	now       func() time.Time
 	serverOps []server.Option
@@ -50,6 +57,13 @@ func WithClock(now func() time.Time) Option {
 	return optionFunc(func(o *options) { o.now = now })
 }
 
+// WithTracerProvider sets where the gateway's spans go. Default: spans with
+// real ids that are not exported, so the W3C trace context still reaches
+// the backends.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(o *options) { o.tracer = tp })
+}
+
 // WithServerOptions adds listener options, such as the demo provider's
 // routes.
 func WithServerOptions(opts ...server.Option) Option {
@@ -68,6 +82,9 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 	o := options{logger: slog.New(slog.DiscardHandler), now: time.Now}
 	for _, opt := range opts {
 		opt.apply(&o)
+	}
+	if o.tracer == nil {
+		o.tracer = sdktrace.NewTracerProvider()
 	}
 	logger := o.logger
 	publicURL := strings.TrimRight(cfg.PublicURL, "/")
@@ -128,7 +145,7 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 	}
 	backends := make(map[string]*clients.Backend, len(cfg.Backends))
 	for _, b := range cfg.Backends {
-		backend, err := clients.New(b, clients.WithHTTPClient(backendClient), clients.WithClientCredentials(creds))
+		backend, err := clients.New(b, clients.WithHTTPClient(backendClient), clients.WithClientCredentials(creds), clients.WithLogger(logger))
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
@@ -146,7 +163,7 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 			MaxConcurrentStreams: cfg.Server.MaxConcurrentStreams,
 			ShutdownTimeout:      cfg.Server.ShutdownTimeout,
 		}),
-		server.WithInterceptors(sessions.Interceptor()),
+		server.WithInterceptors(tracecontext.Server(o.tracer), sessions.Interceptor()),
 		server.WithHandler("/auth/", flow.Handler()),
 		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
 			return custodianv1connect.NewSessionServiceHandler(session.NewService(publicURL+login.LogoutPath), o...)
@@ -154,27 +171,54 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
 			return custodianv1connect.NewAuthServiceHandler(flow, o...)
 		}),
-		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
-			return storefrontv1connect.NewAccountServiceHandler(&storefront.AccountService{}, o...)
-		}),
 	}
 	if cfg.TLS != nil {
 		serverOpts = append(serverOpts, server.WithTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile))
 	}
-	if catalog, ok := backends["catalog"]; ok {
-		products := storefront.NewProductService(
-			catalogv1connect.NewCatalogServiceClient(catalog.HTTPClient(), catalog.URL(), catalog.ClientOptions()...),
-			storefront.WithLogger(logger),
-		)
-		serverOpts = append(serverOpts, server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
-			return storefrontv1connect.NewProductServiceHandler(products, o...)
-		}))
-	} else {
-		logger.Warn("no backend named catalog is configured: acme.storefront.v1.ProductService is not served")
+	storefrontOpts, err := storefrontServices(backends, logger)
+	if err != nil {
+		return nil, err
 	}
+	serverOpts = append(serverOpts, storefrontOpts...)
 	srv, err := server.New(append(serverOpts, o.serverOps...)...)
 	if err != nil {
 		return nil, err
 	}
 	return &Gateway{Server: srv, Sessions: sessions}, nil
+}
+
+// storefrontServices returns the Acme storefront's services for the
+// backends it finds by name: ProductService needs "catalog", AccountService
+// all of "profiles", "orders", "loyalty" and "catalog". What cannot be
+// served is logged and left unregistered.
+func storefrontServices(backends map[string]*clients.Backend, logger *slog.Logger) ([]server.Option, error) {
+	catalogBackend, ok := backends["catalog"]
+	if !ok {
+		logger.Warn("no backend named catalog is configured: the acme.storefront.v1 services are not served")
+		return nil, nil
+	}
+	catalog, err := storefront.NewCatalog(catalogv1connect.NewCatalogServiceClient(catalogBackend.HTTPClient(), catalogBackend.URL(), catalogBackend.ClientOptions()...), 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	products := storefront.NewProductService(catalog, storefront.WithLogger(logger))
+	opts := []server.Option{server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
+		return storefrontv1connect.NewProductServiceHandler(products, o...)
+	})}
+	profiles, okP := backends["profiles"]
+	orders, okO := backends["orders"]
+	loyalty, okL := backends["loyalty"]
+	if !okP || !okO || !okL {
+		logger.Warn("backends profiles, orders and loyalty are not all configured: acme.storefront.v1.AccountService is not served")
+		return opts, nil
+	}
+	account := storefront.NewAccountService(storefront.Backends{
+		Profiles: profilesv1connect.NewProfileServiceClient(profiles.HTTPClient(), profiles.URL(), profiles.ClientOptions()...),
+		Orders:   ordersv1connect.NewOrderServiceClient(orders.HTTPClient(), orders.URL(), orders.ClientOptions()...),
+		Loyalty:  loyaltyv1connect.NewLoyaltyServiceClient(loyalty.HTTPClient(), loyalty.URL(), loyalty.ClientOptions()...),
+		Catalog:  catalog,
+	}, storefront.WithLogger(logger))
+	return append(opts, server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
+		return storefrontv1connect.NewAccountServiceHandler(account, o...)
+	})), nil
 }

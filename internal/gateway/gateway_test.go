@@ -255,12 +255,15 @@ func TestAnonymousSession(t *testing.T) {
 	}
 }
 
-func TestAccountServiceIsNotYetServed(t *testing.T) {
+func TestAccountServiceNeedsASession(t *testing.T) {
 	t.Parallel()
 	g := startDemo(t)
 	client := storefrontv1connect.NewAccountServiceClient(http.DefaultClient, g.url)
 	_, err := client.GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
-	if connect.CodeOf(err) != connect.CodeUnimplemented {
-		t.Fatalf("GetDashboard: got %v, want unimplemented", err)
+	if connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("GetDashboard: got %v, want unauthenticated", err)
+	}
+	if g.world.Backends.Profiles.Calls("") != 0 {
+		t.Fatal("an anonymous call reached the profiles backend")
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/custodian-bff/custodian/server/session"
 )
@@ -141,6 +142,45 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (session.To
 		}
 	}
 	return t, nil
+}
+
+// Token exchange (RFC 8693) parameters.
+const (
+	grantTokenExchange   = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// Exchange obtains a token for audience from the user's access token by
+// RFC 8693 token exchange. A refusal of the subject token (invalid_grant)
+// wraps session.ErrRefreshRejected.
+func (p *Provider) Exchange(ctx context.Context, subjectToken, audience string) (session.Tokens, error) {
+	d, err := p.discover(ctx)
+	if err != nil {
+		return session.Tokens{}, err
+	}
+	// x/oauth2's client-credentials client lets grant_type be replaced;
+	// it then posts a token exchange with the client's own authentication.
+	cc := clientcredentials.Config{
+		ClientID:     p.cfg.ClientID,
+		ClientSecret: p.cfg.ClientSecret,
+		TokenURL:     d.endpoint.TokenURL,
+		AuthStyle:    oauth2.AuthStyleInHeader,
+		EndpointParams: url.Values{
+			"grant_type":         {grantTokenExchange},
+			"subject_token":      {subjectToken},
+			"subject_token_type": {tokenTypeAccessToken},
+			"audience":           {audience},
+		},
+	}
+	tok, err := cc.Token(p.ctx(ctx))
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+			return session.Tokens{}, fmt.Errorf("%w: token exchange: %w", session.ErrRefreshRejected, err)
+		}
+		return session.Tokens{}, fmt.Errorf("login: token exchange for %q: %w", audience, err)
+	}
+	return session.Tokens{AccessToken: tok.AccessToken, AccessExpiry: tok.Expiry}, nil
 }
 
 // revoke revokes a refresh token (RFC 7009) where the provider supports it.

@@ -59,6 +59,13 @@ type noUser struct{ err error }
 
 func (n noUser) AccessToken(context.Context) (string, error)            { return "", n.err }
 func (n noUser) ExchangedToken(context.Context, string) (string, error) { return "", n.err }
+func (n noUser) RenewAccessToken(context.Context, string) (string, error) {
+	return "", n.err
+}
+func (n noUser) RenewExchangedToken(context.Context, string, string) (string, error) {
+	return "", n.err
+}
+func (n noUser) Reject(context.Context) error { return n.err }
 
 // userTokens gives backend clients the session's tokens.
 type userTokens struct {
@@ -70,6 +77,18 @@ func (u userTokens) AccessToken(ctx context.Context) (string, error) {
 	return u.m.AccessToken(ctx, u.s)
 }
 
-func (u userTokens) ExchangedToken(context.Context, string) (string, error) {
-	return "", connect.NewError(connect.CodeUnimplemented, errExchange)
+func (u userTokens) ExchangedToken(ctx context.Context, audience string) (string, error) {
+	return u.m.ExchangedToken(ctx, u.s, audience)
+}
+
+func (u userTokens) RenewAccessToken(ctx context.Context, rejected string) (string, error) {
+	return u.m.RenewAccessToken(ctx, u.s, rejected)
+}
+
+func (u userTokens) RenewExchangedToken(ctx context.Context, audience, rejected string) (string, error) {
+	return u.m.RenewExchangedToken(ctx, u.s, audience, rejected)
+}
+
+func (u userTokens) Reject(ctx context.Context) error {
+	return u.m.Reject(ctx, u.s)
 }

@@ -35,7 +35,10 @@ type Manager struct {
 	skew      time.Duration
 	loginURL  string
 
-	opened *lru.Cache[string, openedPayload]
+	opened    *lru.Cache[string, openedPayload]
+	exchanger Exchanger                             // nil when the refresher cannot exchange tokens
+	exchanged *lru.Cache[string, map[string]Tokens] // by store key, then audience
+	exchMu    sync.Mutex                            // read-modify-write of exchanged
 
 	mu      sync.Mutex
 	flights map[string]*flight // refreshes in progress, by store key
@@ -103,6 +106,8 @@ func NewManager(store Store, keys *keyring.Ring, refresher Refresher, opts ...Op
 		opt.apply(m)
 	}
 	m.opened, _ = lru.New[string, openedPayload](openedCacheSize) // fails only for a size <= 0
+	m.exchanged, _ = lru.New[string, map[string]Tokens](openedCacheSize)
+	m.exchanger, _ = refresher.(Exchanger)
 	m.cookie = m.cookie.withDefaults()
 	return m
 }
@@ -253,6 +258,7 @@ func (m *Manager) EndMatching(ctx context.Context, subject, sid string) (int, er
 }
 
 func (m *Manager) end(ctx context.Context, key string, reason Reason) error {
+	m.dropExchanged(key)
 	now := m.now()
 	// A tombstone lives as long as an idle session would have, long enough
 	// for the browser's next call to learn the reason.

@@ -45,12 +45,33 @@ func (m *Manager) AccessToken(ctx context.Context, s *Session) (string, error) {
 	if t := s.Tokens(); m.fresh(t) {
 		return t.AccessToken, nil
 	}
-	t, err := m.refresh(ctx, s.key)
+	t, err := m.refresh(ctx, s.key, "")
 	if err != nil {
 		return "", err
 	}
 	s.setTokens(t)
 	return t.AccessToken, nil
+}
+
+// RenewAccessToken returns an access token other than rejected, which a
+// backend just refused: it refreshes unless another call already did. The
+// refusal rules of AccessToken apply.
+func (m *Manager) RenewAccessToken(ctx context.Context, s *Session, rejected string) (string, error) {
+	t, err := m.refresh(ctx, s.key, rejected)
+	if err != nil {
+		return "", err
+	}
+	s.setTokens(t)
+	return t.AccessToken, nil
+}
+
+// Reject ends s because a backend kept refusing its tokens after a renewal,
+// and returns the error for the browser (reason TOKEN_REJECTED).
+func (m *Manager) Reject(ctx context.Context, s *Session) error {
+	m.logger.InfoContext(ctx, "a backend refused the renewed token: ending the session", "request_id", requestid.FromContext(ctx))
+	m.dropExchanged(s.key)
+	_ = m.end(ctx, s.key, ReasonTokenRejected)
+	return Unauthenticated(ReasonTokenRejected, m.loginURL)
 }
 
 // fresh reports whether t's access token outlives the refresh skew. A token
@@ -59,24 +80,33 @@ func (m *Manager) fresh(t Tokens) bool {
 	return t.AccessToken != "" && (t.AccessExpiry.IsZero() || m.now().Add(m.skew).Before(t.AccessExpiry))
 }
 
-func (m *Manager) refresh(ctx context.Context, key string) (Tokens, error) {
-	m.mu.Lock()
-	f, ok := m.flights[key]
-	if !ok {
-		f = &flight{done: make(chan struct{})}
-		m.flights[key] = f
-		go m.fly(context.WithoutCancel(ctx), key, f)
+// refresh returns the session's tokens after a refresh, unless the stored
+// access token is fresh and is not stale (the token a backend just refused).
+// Refreshes of one session never overlap: a caller that joins a flight which
+// handed back its stale token starts one more.
+func (m *Manager) refresh(ctx context.Context, key, stale string) (Tokens, error) {
+	for range 2 {
+		m.mu.Lock()
+		f, ok := m.flights[key]
+		if !ok {
+			f = &flight{done: make(chan struct{})}
+			m.flights[key] = f
+			go m.fly(context.WithoutCancel(ctx), key, stale, f)
+		}
+		m.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return Tokens{}, connect.NewError(connect.CodeCanceled, ctx.Err())
+		}
+		if f.err != nil || stale == "" || f.tokens.AccessToken != stale {
+			return f.tokens, f.err
+		}
 	}
-	m.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.tokens, f.err
-	case <-ctx.Done():
-		return Tokens{}, connect.NewError(connect.CodeCanceled, ctx.Err())
-	}
+	return Tokens{}, connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
 }
 
-func (m *Manager) fly(ctx context.Context, key string, f *flight) {
+func (m *Manager) fly(ctx context.Context, key, stale string, f *flight) {
 	defer func() {
 		m.mu.Lock()
 		delete(m.flights, key)
@@ -85,12 +115,12 @@ func (m *Manager) fly(ctx context.Context, key string, f *flight) {
 	}()
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
-	f.tokens, f.err = m.refreshStored(ctx, key)
+	f.tokens, f.err = m.refreshStored(ctx, key, stale)
 }
 
 // refreshStored refreshes the tokens stored under key, unless another flight
 // (here or, with a shared store, on another replica) already did.
-func (m *Manager) refreshStored(ctx context.Context, key string) (Tokens, error) {
+func (m *Manager) refreshStored(ctx context.Context, key, stale string) (Tokens, error) {
 	log := m.logger.With("request_id", requestid.FromContext(ctx))
 	rec, err := m.store.Get(ctx, key)
 	switch {
@@ -107,7 +137,7 @@ func (m *Manager) refreshStored(ctx context.Context, key string) (Tokens, error)
 		m.end(ctx, key, ReasonExpired)
 		return Tokens{}, Unauthenticated(ReasonExpired, m.loginURL)
 	}
-	if m.fresh(p.Tokens) {
+	if m.fresh(p.Tokens) && p.Tokens.AccessToken != stale {
 		return p.Tokens, nil
 	}
 	now := m.now()

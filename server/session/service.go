@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"net/url"
 
 	"connectrpc.com/connect"
@@ -11,8 +10,6 @@ import (
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 	"github.com/custodian-bff/custodian/gen/go/custodian/v1/custodianv1connect"
 )
-
-var errExchange = errors.New("token exchange is not configured")
 
 // Service implements custodian.v1.SessionService.
 type Service struct {

@@ -677,12 +677,12 @@ const file_acme_orders_v1_orders_proto_rawDesc = "" +
 	"\x13ORDER_STATUS_PLACED\x10\x01\x12\x18\n" +
 	"\x14ORDER_STATUS_SHIPPED\x10\x02\x12\x1a\n" +
 	"\x16ORDER_STATUS_DELIVERED\x10\x03\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\x042\x94\x02\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\x042\x99\x02\n" +
 	"\fOrderService\x12X\n" +
 	"\n" +
 	"ListOrders\x12!.acme.orders.v1.ListOrdersRequest\x1a\".acme.orders.v1.ListOrdersResponse\"\x03\x90\x02\x01\x12R\n" +
-	"\bGetOrder\x12\x1f.acme.orders.v1.GetOrderRequest\x1a .acme.orders.v1.GetOrderResponse\"\x03\x90\x02\x01\x12V\n" +
-	"\vCreateOrder\x12\".acme.orders.v1.CreateOrderRequest\x1a#.acme.orders.v1.CreateOrderResponseB\xbe\x01\n" +
+	"\bGetOrder\x12\x1f.acme.orders.v1.GetOrderRequest\x1a .acme.orders.v1.GetOrderResponse\"\x03\x90\x02\x01\x12[\n" +
+	"\vCreateOrder\x12\".acme.orders.v1.CreateOrderRequest\x1a#.acme.orders.v1.CreateOrderResponse\"\x03\x90\x02\x02B\xbe\x01\n" +
 	"\x12com.acme.orders.v1B\vOrdersProtoP\x01ZAgithub.com/custodian-bff/custodian/gen/go/acme/orders/v1;ordersv1\xa2\x02\x03AOX\xaa\x02\x0eAcme.Orders.V1\xca\x02\x0eAcme\\Orders\\V1\xe2\x02\x1aAcme\\Orders\\V1\\GPBMetadata\xea\x02\x10Acme::Orders::V1b\x06proto3"
 
 var (

@@ -48,7 +48,7 @@ type OrderServiceClient interface {
 	ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error)
 	GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error)
 	// CreateOrder places an order. A repeated idempotency_key returns the order
-	// first created with it instead of placing another.
+	// first created with it instead of placing another, so it is safe to retry.
 	CreateOrder(context.Context, *connect.Request[v1.CreateOrderRequest]) (*connect.Response[v1.CreateOrderResponse], error)
 }
 
@@ -81,6 +81,7 @@ func NewOrderServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			httpClient,
 			baseURL+OrderServiceCreateOrderProcedure,
 			connect.WithSchema(orderServiceMethods.ByName("CreateOrder")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
 	}
@@ -114,7 +115,7 @@ type OrderServiceHandler interface {
 	ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error)
 	GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error)
 	// CreateOrder places an order. A repeated idempotency_key returns the order
-	// first created with it instead of placing another.
+	// first created with it instead of placing another, so it is safe to retry.
 	CreateOrder(context.Context, *connect.Request[v1.CreateOrderRequest]) (*connect.Response[v1.CreateOrderResponse], error)
 }
 
@@ -143,6 +144,7 @@ func NewOrderServiceHandler(svc OrderServiceHandler, opts ...connect.HandlerOpti
 		OrderServiceCreateOrderProcedure,
 		svc.CreateOrder,
 		connect.WithSchema(orderServiceMethods.ByName("CreateOrder")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
 	return "/acme.orders.v1.OrderService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,128 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// Cache keeps answers that are the same for every caller (a public catalog)
+// for a fixed time, bounded in size: the least recently used entry goes
+// first. Entries are checked against their expiry on Get, so there is no
+// sweeper goroutine. Never put per-user data in it unless the user's session
+// is part of the key. Values are shared: callers must not modify them. A
+// Cache is safe for concurrent use.
+type Cache[K comparable, V any] struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu  sync.Mutex // Get changes recency, so every access writes
+	lru *simplelru.LRU[K, cacheEntry[V]]
+}
+
+type cacheEntry[V any] struct {
+	val     V
+	expires time.Time
+}
+
+// NewCache returns a Cache of at most size entries, each fresh for ttl after
+// it was added. now is the clock (nil = time.Now); size <= 0 or ttl <= 0 is
+// refused.
+func NewCache[K comparable, V any](size int, ttl time.Duration, now func() time.Time) (*Cache[K, V], error) {
+	if size <= 0 {
+		return nil, errors.New("fanout: cache size must be positive")
+	}
+	if ttl <= 0 {
+		return nil, errors.New("fanout: cache ttl must be positive")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	l, err := simplelru.NewLRU[K, cacheEntry[V]](size, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Cache[K, V]{ttl: ttl, now: now, lru: l}, nil
+}
+
+// Get returns the value for key if it is there and younger than the ttl;
+// an expired entry is dropped.
+func (c *Cache[K, V]) Get(key K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.lru.Get(key)
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	if !c.now().Before(e.expires) {
+		c.lru.Remove(key)
+		var zero V
+		return zero, false
+	}
+	return e.val, true
+}
+
+// Add stores v for key for the ttl, replacing any entry, and evicts the
+// least recently used entry if the cache is full.
+func (c *Cache[K, V]) Add(key K, v V) {
+	expires := c.now().Add(c.ttl)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Add(key, cacheEntry[V]{val: v, expires: expires})
+}
+
+// Remove drops the entry for key, if any.
+func (c *Cache[K, V]) Remove(key K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Remove(key)
+}
+
+// RemoveIf drops every entry whose key pred accepts, e.g. every entry of a
+// session at logout, and returns how many it dropped. pred runs with the
+// cache locked and must not use the cache.
+func (c *Cache[K, V]) RemoveIf(pred func(K) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, k := range c.lru.Keys() {
+		if pred(k) {
+			c.lru.Remove(k)
+			n++
+		}
+	}
+	return n
+}
+
+// Fetch returns a fresh cached value or calls fn through the coalescer and
+// caches a success (errors are never cached). co may be nil (no
+// coalescing); if not, it should serve this cache only, because a caller of
+// Fetch that joins a co.Do call started elsewhere gets its value uncached.
+func Fetch[K comparable, V any](ctx context.Context, c *Cache[K, V], co *Coalescer[K, V], key K, fn func(ctx context.Context) (V, error)) (V, error) {
+	if v, ok := c.Get(key); ok {
+		return v, nil
+	}
+	load := func(ctx context.Context) (V, error) {
+		// A flight for key may have filled the cache between the Get above
+		// and this flight starting.
+		if v, ok := c.Get(key); ok {
+			return v, nil
+		}
+		v, err := fn(ctx)
+		if err != nil {
+			var zero V
+			return zero, err
+		}
+		c.Add(key, v)
+		return v, nil
+	}
+	if co == nil {
+		return load(ctx)
+	}
+	v, _, err := co.Do(ctx, key, load)
+	return v, err
+}

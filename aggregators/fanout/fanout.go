@@ -1,0 +1,245 @@
+// Package fanout runs the backend calls of one browser-facing call
+// concurrently, each required or optional, and coalesces and caches shared
+// reads.
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// errPanicked replaces the value of a panic inside a part's fn: the value may
+// hold backend data, and the error can end up in a log or an answer.
+var errPanicked = errors.New("fanout: part panicked")
+
+// Part describes one backend call of a fan-out.
+type Part[L comparable] struct {
+	Label    L             // names the part; for optional parts, what the answer lists as missing when it fails
+	Required bool          // a failing required part fails the whole call; an optional one is recorded as missing
+	Timeout  time.Duration // the part's own timeout inside the call's deadline; 0 means only the call's deadline
+}
+
+// PartError is the failure of a required part, as returned by Group.Wait.
+type PartError[L comparable] struct {
+	Label L
+	Err   error
+}
+
+func (e *PartError[L]) Error() string {
+	return fmt.Sprintf("fanout: part %v failed: %v", e.Label, e.Err)
+}
+
+// Unwrap returns the error of the part's fn.
+func (e *PartError[L]) Unwrap() error { return e.Err }
+
+// skippedError is the failure of a Then part whose predecessor failed; it
+// wraps the predecessor's error so errors.Is still finds the root cause.
+type skippedError struct{ cause error }
+
+func (e *skippedError) Error() string {
+	return "fanout: skipped because the part it depends on failed: " + e.cause.Error()
+}
+
+func (e *skippedError) Unwrap() error { return e.cause }
+
+// Group is the fan-out of one browser-facing call. Start its parts with Go
+// and Then, then call Wait once; a Group is not reused across calls.
+type Group[L comparable] struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	failed   *PartError[L] // first required failure
+	optional []optionalPart[L]
+}
+
+// optionalPart records one optional part in start order, for Missing.
+type optionalPart[L comparable] struct {
+	label  L
+	failed bool
+}
+
+// New returns the Group of one call. Its parts run on a context derived from
+// ctx that is cancelled when a required part fails or Wait returns.
+func New[L comparable](ctx context.Context) *Group[L] {
+	gctx, cancel := context.WithCancelCause(ctx)
+	return &Group[L]{ctx: gctx, cancel: cancel}
+}
+
+// Result is the outcome of one part.
+type Result[T any] struct {
+	done chan struct{} // closed once val and err are set
+	val  T
+	err  error
+}
+
+// Value returns the part's value and whether the part succeeded; a failed
+// part gives the zero T. Call it after Wait: before, it blocks until the part
+// has finished.
+func (r *Result[T]) Value() (T, bool) {
+	<-r.done
+	if r.err != nil {
+		var zero T
+		return zero, false
+	}
+	return r.val, true
+}
+
+// Go starts fn concurrently with the part's timeout; the returned Result is
+// ready when fn returns. If the group's context has already ended (the
+// caller left, or a required part failed) fn is not called and the part
+// fails with the context's error.
+func Go[L comparable, T any](g *Group[L], p Part[L], fn func(ctx context.Context) (T, error)) *Result[T] {
+	r := &Result[T]{done: make(chan struct{})}
+	slot := g.register(p)
+	if err := g.ctx.Err(); err != nil {
+		var zero T
+		settle(g, p, slot, r, zero, err)
+		return r
+	}
+	g.wg.Go(func() { run(g, p, slot, r, fn) })
+	return r
+}
+
+// Then starts fn once after succeeded, with after's value: a dependent call,
+// e.g. one batched catalog call for the product ids the orders call
+// returned. If after failed (or was skipped), fn is not called and this part
+// fails too, so an optional Then of a failed optional part is listed
+// missing and a required Then of a failed optional part fails the call.
+// after must come from the same Group. The part's Timeout starts when fn is
+// called, not while it waits for after.
+func Then[L comparable, T, U any](g *Group[L], after *Result[T], p Part[L], fn func(ctx context.Context, v T) (U, error)) *Result[U] {
+	r := &Result[U]{done: make(chan struct{})}
+	slot := g.register(p)
+	var zero U
+	if err := g.ctx.Err(); err != nil {
+		settle(g, p, slot, r, zero, err)
+		return r
+	}
+	g.wg.Go(func() {
+		select {
+		case <-after.done:
+		case <-g.ctx.Done():
+			settle(g, p, slot, r, zero, g.ctx.Err())
+			return
+		}
+		if after.err != nil {
+			settle(g, p, slot, r, zero, error(&skippedError{cause: after.err}))
+			return
+		}
+		v := after.val
+		run(g, p, slot, r, func(ctx context.Context) (U, error) { return fn(ctx, v) })
+	})
+	return r
+}
+
+// run calls fn on the part's context and settles r, turning a panic (or a
+// runtime.Goexit) in fn into a failure of the part.
+func run[L comparable, T any](g *Group[L], p Part[L], slot int, r *Result[T], fn func(ctx context.Context) (T, error)) {
+	var (
+		v        T
+		err      error
+		returned bool
+	)
+	defer func() {
+		if !returned {
+			recover() //nolint:errcheck // the panic value is dropped on purpose, see errPanicked
+			var zero T
+			v, err = zero, errPanicked
+		}
+		settle(g, p, slot, r, v, err)
+	}()
+	if err = g.ctx.Err(); err != nil {
+		returned = true
+		return
+	}
+	ctx := g.ctx
+	if p.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.Timeout)
+		defer cancel() // runs before settle: the timer is gone when the part is done
+	}
+	v, err = fn(ctx)
+	returned = true
+}
+
+// settle records the part's outcome in the group, then publishes it on r.
+func settle[L comparable, T any](g *Group[L], p Part[L], slot int, r *Result[T], v T, err error) {
+	if err != nil {
+		g.fail(p, slot, err)
+		var zero T
+		v = zero
+	}
+	r.val, r.err = v, err
+	close(r.done)
+}
+
+// register notes an optional part in start order and returns its slot; a
+// required part gets -1.
+func (g *Group[L]) register(p Part[L]) int {
+	if p.Required {
+		return -1
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.optional = append(g.optional, optionalPart[L]{label: p.Label})
+	return len(g.optional) - 1
+}
+
+// fail records a part's failure. The first required failure cancels the
+// group's context (fail fast); optional failures after it are not listed as
+// missing, since that cancellation most likely caused them and the call
+// fails anyway.
+func (g *Group[L]) fail(p Part[L], slot int, err error) {
+	g.mu.Lock()
+	if p.Required {
+		if g.failed != nil {
+			g.mu.Unlock()
+			return
+		}
+		g.failed = &PartError[L]{Label: p.Label, Err: err}
+		cause := g.failed
+		g.mu.Unlock()
+		g.cancel(cause) // parts see context.Cause(ctx) == the *PartError
+		return
+	}
+	if g.failed == nil {
+		g.optional[slot].failed = true
+	}
+	g.mu.Unlock()
+}
+
+// Wait waits for every part and returns nil or the first required part's
+// failure as *PartError[L] (Unwrap gives fn's error). When a required part
+// fails the group's context is cancelled at once so the other parts stop
+// early; their failures caused by that are not reported as missing. Wait
+// then cancels the group's context; parts started after Wait fail at once.
+func (g *Group[L]) Wait() error {
+	g.wg.Wait()
+	g.cancel(nil)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failed != nil {
+		return g.failed
+	}
+	return nil
+}
+
+// Missing returns the labels of optional parts that failed, each once, in
+// the order the parts were started (Go or Then called). Call it after Wait.
+func (g *Group[L]) Missing() []L {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []L
+	for _, o := range g.optional {
+		if o.failed && !slices.Contains(out, o.label) {
+			out = append(out, o.label)
+		}
+	}
+	return out
+}

@@ -1,0 +1,92 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/sony/gobreaker/v2"
+)
+
+// BreakerSettings are the thresholds of a backend's circuit breaker. A zero
+// field takes the default stated next to it.
+type BreakerSettings struct {
+	// ConsecutiveFailures opens the circuit. Default 5.
+	ConsecutiveFailures uint32
+	// OpenFor is how long an open circuit refuses calls before it lets one
+	// through to probe. Default 5s.
+	OpenFor time.Duration
+	// Interval clears the failure counts of a closed circuit. Default 10s.
+	Interval time.Duration
+}
+
+func (s BreakerSettings) withDefaults() BreakerSettings {
+	if s.ConsecutiveFailures == 0 {
+		s.ConsecutiveFailures = 5
+	}
+	if s.OpenFor <= 0 {
+		s.OpenFor = 5 * time.Second
+	}
+	if s.Interval <= 0 {
+		s.Interval = 10 * time.Second
+	}
+	return s
+}
+
+// breaker is a backend's circuit breaker (sony/gobreaker). Only the
+// backend's own faults count as failures: answers such as not_found are
+// successes, and a caller that gave up is no evidence either way.
+type breaker struct {
+	name string
+	cb   *gobreaker.CircuitBreaker[connect.AnyResponse]
+}
+
+// errCallerGone marks a call whose caller went away; the breaker ignores it.
+var errCallerGone = errors.New("caller gone")
+
+func newBreaker(name string, s BreakerSettings) *breaker {
+	s = s.withDefaults()
+	return &breaker{name: name, cb: gobreaker.NewCircuitBreaker[connect.AnyResponse](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Interval:    s.Interval,
+		Timeout:     s.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= s.ConsecutiveFailures
+		},
+		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
+		IsSuccessful: func(err error) bool {
+			switch connect.CodeOf(err) {
+			case connect.CodeUnavailable, connect.CodeDeadlineExceeded, connect.CodeInternal,
+				connect.CodeUnknown, connect.CodeDataLoss, connect.CodeResourceExhausted:
+				return err == nil
+			default:
+				return true
+			}
+		},
+	})}
+}
+
+// call runs fn through the breaker. callerCtx is the caller's context,
+// before the backend's own timeout, which tells a caller that gave up from a
+// backend that is slow. An open circuit answers at once with
+// CodeUnavailable.
+func (b *breaker) call(callerCtx context.Context, fn func() (connect.AnyResponse, error)) (connect.AnyResponse, error) {
+	var callErr error
+	res, err := b.cb.Execute(func() (connect.AnyResponse, error) {
+		res, err := fn()
+		callErr = err
+		if err != nil && callerCtx.Err() != nil {
+			return res, errCallerGone
+		}
+		return res, err
+	})
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New(b.name+" is unavailable (circuit open)"))
+	case errors.Is(err, errCallerGone):
+		return res, callErr
+	}
+	return res, err
+}

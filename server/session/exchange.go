@@ -1,0 +1,143 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"maps"
+
+	"connectrpc.com/connect"
+
+	"github.com/custodian-bff/custodian/internal/requestid"
+)
+
+// Exchanger obtains, by RFC 8693 token exchange, a token for another
+// audience from a session's access token. A Refresher that also implements
+// Exchanger enables the "exchange" token policy.
+type Exchanger interface {
+	// Exchange returns a token for audience. An error wrapping
+	// ErrRefreshRejected means the provider refused the subject token.
+	Exchange(ctx context.Context, subjectToken, audience string) (Tokens, error)
+}
+
+var errExchangeUnavailable = errors.New("token exchange is not configured")
+
+// ExchangedToken returns a token of s for audience, exchanged from its
+// access token and kept per session and audience until it nears expiry.
+// Concurrent callers share one exchange; logout and every other end of the
+// session drop the kept tokens.
+func (m *Manager) ExchangedToken(ctx context.Context, s *Session, audience string) (string, error) {
+	if t, ok := m.cachedExchange(s.key, audience); ok {
+		return t.AccessToken, nil
+	}
+	return m.exchange(ctx, s, audience, "")
+}
+
+// RenewExchangedToken returns a token for audience other than rejected,
+// which a backend just refused.
+func (m *Manager) RenewExchangedToken(ctx context.Context, s *Session, audience, rejected string) (string, error) {
+	if t, ok := m.cachedExchange(s.key, audience); ok && t.AccessToken != rejected {
+		return t.AccessToken, nil
+	}
+	m.forgetExchange(s.key, audience, rejected)
+	return m.exchange(ctx, s, audience, rejected)
+}
+
+func (m *Manager) exchange(ctx context.Context, s *Session, audience, rejected string) (string, error) {
+	if m.exchanger == nil {
+		return "", connect.NewError(connect.CodeUnimplemented, errExchangeUnavailable)
+	}
+	flightKey := "exchange\x00" + s.key + "\x00" + audience
+	for range 2 {
+		m.mu.Lock()
+		f, ok := m.flights[flightKey]
+		if !ok {
+			f = &flight{done: make(chan struct{})}
+			m.flights[flightKey] = f
+			go m.flyExchange(context.WithoutCancel(ctx), s, audience, flightKey, f)
+		}
+		m.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return "", connect.NewError(connect.CodeCanceled, ctx.Err())
+		}
+		if f.err != nil || rejected == "" || f.tokens.AccessToken != rejected {
+			return f.tokens.AccessToken, f.err
+		}
+	}
+	return "", connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
+}
+
+func (m *Manager) flyExchange(ctx context.Context, s *Session, audience, flightKey string, f *flight) {
+	defer func() {
+		m.mu.Lock()
+		delete(m.flights, flightKey)
+		m.mu.Unlock()
+		close(f.done)
+	}()
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	if t, ok := m.cachedExchange(s.key, audience); ok {
+		f.tokens = t
+		return
+	}
+	subject, err := m.AccessToken(ctx, s)
+	if err != nil {
+		f.err = err
+		return
+	}
+	t, err := m.exchanger.Exchange(ctx, subject, audience)
+	switch {
+	case errors.Is(err, ErrRefreshRejected):
+		m.logger.InfoContext(ctx, "provider refused the token exchange: ending the session",
+			"request_id", requestid.FromContext(ctx), "audience", audience, "error", err)
+		_ = m.end(ctx, s.key, ReasonTokenRejected)
+		f.err = Unauthenticated(ReasonTokenRejected, m.loginURL)
+	case err != nil:
+		m.logger.WarnContext(ctx, "token exchange failed", "request_id", requestid.FromContext(ctx), "audience", audience, "error", err)
+		f.err = connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
+	default:
+		m.keepExchange(s.key, audience, t)
+		f.tokens = t
+	}
+}
+
+func (m *Manager) cachedExchange(key, audience string) (Tokens, bool) {
+	byAudience, ok := m.exchanged.Get(key)
+	if !ok {
+		return Tokens{}, false
+	}
+	t, ok := byAudience[audience]
+	return t, ok && m.fresh(t)
+}
+
+// keepExchange and forgetExchange copy the per-session map, so readers of
+// the old one never see it change.
+func (m *Manager) keepExchange(key, audience string, t Tokens) {
+	m.exchMu.Lock()
+	defer m.exchMu.Unlock()
+	old, _ := m.exchanged.Peek(key)
+	next := maps.Clone(old)
+	if next == nil {
+		next = make(map[string]Tokens, 1)
+	}
+	next[audience] = t
+	m.exchanged.Add(key, next)
+}
+
+func (m *Manager) forgetExchange(key, audience, token string) {
+	m.exchMu.Lock()
+	defer m.exchMu.Unlock()
+	old, ok := m.exchanged.Peek(key)
+	if !ok || old[audience].AccessToken != token {
+		return
+	}
+	next := maps.Clone(old)
+	delete(next, audience)
+	m.exchanged.Add(key, next)
+}
+
+// dropExchanged forgets every exchanged token of a session.
+func (m *Manager) dropExchanged(key string) {
+	m.exchanged.Remove(key)
+}
