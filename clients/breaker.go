@@ -68,6 +68,21 @@ func newBreaker(name string, s BreakerSettings) *breaker {
 	})}
 }
 
+// deadlineSlack is how early a backend may enforce the caller's deadline,
+// which the call carries rounded down (to the millisecond for Connect).
+const deadlineSlack = 10 * time.Millisecond
+
+// callerGone reports whether a call failed because its caller gave up: its
+// context ended, or the backend answered deadline_exceeded for the caller's
+// own deadline a moment before the caller's context saw it expire.
+func callerGone(callerCtx context.Context, err error) bool {
+	if callerCtx.Err() != nil {
+		return true
+	}
+	deadline, ok := callerCtx.Deadline()
+	return ok && connect.CodeOf(err) == connect.CodeDeadlineExceeded && time.Until(deadline) < deadlineSlack
+}
+
 // call runs fn through the breaker. callerCtx is the caller's context,
 // before the backend's own timeout, which tells a caller that gave up from a
 // backend that is slow. An open circuit answers at once with
@@ -77,7 +92,7 @@ func (b *breaker) call(callerCtx context.Context, fn func() (connect.AnyResponse
 	res, err := b.cb.Execute(func() (connect.AnyResponse, error) {
 		res, err := fn()
 		callErr = err
-		if err != nil && callerCtx.Err() != nil {
+		if err != nil && callerGone(callerCtx, err) {
 			return res, errCallerGone
 		}
 		return res, err

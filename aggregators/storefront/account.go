@@ -73,6 +73,10 @@ type fanOut struct {
 
 	mu         sync.Mutex
 	sessionErr error
+
+	// invalid is set by wait when a required part's backend refused the
+	// request as invalid (CodeInvalidArgument).
+	invalid bool
 }
 
 func (s *AccountService) fanOut(ctx context.Context) *fanOut {
@@ -91,7 +95,7 @@ func (f *fanOut) part(label storefrontv1.Section, required bool) fanout.Part[sto
 
 // watch records an error that carries a session verdict.
 func (f *fanOut) watch(err error) error {
-	if err != nil && session.ReasonOf(err) != 0 {
+	if err != nil && isSessionVerdict(err) {
 		f.mu.Lock()
 		if f.sessionErr == nil {
 			f.sessionErr = err
@@ -112,6 +116,7 @@ func (f *fanOut) wait(ctx context.Context) error {
 	}
 	var partErr *fanout.PartError[storefrontv1.Section]
 	if errors.As(err, &partErr) {
+		f.invalid = connect.CodeOf(partErr.Err) == connect.CodeInvalidArgument
 		return backendError(ctx, f.s.logger, sectionBackend[partErr.Label], partErr.Err)
 	}
 	if err != nil {
@@ -207,7 +212,7 @@ func (s *AccountService) ListOrders(ctx context.Context, req *connect.Request[st
 		return s.b.Catalog.lookup(ctx, productIDs(page.GetOrders()...))
 	})
 	if err := f.wait(ctx); err != nil {
-		if connect.CodeOf(err) == connect.CodeInvalidArgument {
+		if f.invalid {
 			// Only the page token can still be refused: the rest was checked.
 			invalid.add("page_token", "is not a token from a previous answer")
 			return nil, invalid.err()
@@ -277,7 +282,7 @@ func (s *AccountService) PlaceOrder(ctx context.Context, req *connect.Request[st
 		return s.b.Catalog.lookup(ctx, productIDs(o))
 	})
 	if err := f.wait(ctx); err != nil {
-		if connect.CodeOf(err) == connect.CodeInvalidArgument {
+		if f.invalid {
 			var invalid fieldErrors
 			invalid.add("lines", "the order was refused: check that every product exists")
 			return nil, invalid.err()

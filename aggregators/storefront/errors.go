@@ -16,7 +16,7 @@ import (
 // that tells the client what to do and a fixed message. The backend's own
 // text, which may name hosts or internals, goes to the log only.
 func backendError(ctx context.Context, logger *slog.Logger, backend string, err error) error {
-	if session.ReasonOf(err) != custodianv1.SessionEndReason_SESSION_END_REASON_UNSPECIFIED {
+	if isSessionVerdict(err) {
 		// The gateway's own verdict on the session (signed out, refresh
 		// refused, token rejected): safe, and what the client must act on.
 		var connectErr *connect.Error
@@ -42,6 +42,13 @@ func backendError(ctx context.Context, logger *slog.Logger, backend string, err 
 	default:
 		return connect.NewError(connect.CodeInternal, errors.New("internal error"))
 	}
+}
+
+// isSessionVerdict reports whether err is the gateway's own verdict on the
+// session. A backend's answer never is, whatever details it carries: its
+// message, details and metadata must not reach the browser.
+func isSessionVerdict(err error) bool {
+	return !connect.IsWireError(err) && session.ReasonOf(err) != custodianv1.SessionEndReason_SESSION_END_REASON_UNSPECIFIED
 }
 
 // fieldErrors collects refused request fields and becomes one

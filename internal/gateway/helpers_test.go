@@ -68,7 +68,7 @@ func (c *testClock) Advance(d time.Duration) {
 
 // env is one gateway under test.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	public string // http://localhost:PORT, the origin browsers use
 	listen string // http://127.0.0.1:PORT, another site, where the demo issuer lives
 	cfg    *config.Config
@@ -79,6 +79,7 @@ type env struct {
 }
 
 type envConfig struct {
+	tokenGate      func(grant string, serve func())
 	accessLifetime time.Duration
 	codeExpiresIn  int
 	configure      []func(*config.Config)
@@ -98,6 +99,13 @@ func withAccessLifetime(d time.Duration) envOption {
 // while refreshed ones (with the real lifetime) stay fresh on it.
 func withCodeExpiresIn(seconds int) envOption {
 	return func(c *envConfig) { c.codeExpiresIn = seconds }
+}
+
+// withTokenGate makes every request to the demo provider's token endpoint
+// go through gate, which must call serve to answer it: a test can hold one
+// grant until another has been answered.
+func withTokenGate(gate func(grant string, serve func())) envOption {
+	return func(c *envConfig) { c.tokenGate = gate }
 }
 
 // withConfig edits the configuration before the gateway is built.
@@ -150,7 +158,7 @@ func (p *profileProxy) GetProfile(ctx context.Context, req *connect.Request[prof
 	return connect.NewResponse(res.Msg), nil
 }
 
-func listenLoopback(t *testing.T) (net.Listener, string) {
+func listenLoopback(t testing.TB) (net.Listener, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -160,7 +168,7 @@ func listenLoopback(t *testing.T) (net.Listener, string) {
 	return ln, port
 }
 
-func newEnv(t *testing.T, port string) *env {
+func newEnv(t testing.TB, port string) *env {
 	e := &env{
 		t:      t,
 		public: "http://localhost:" + port,
@@ -180,7 +188,7 @@ func newEnv(t *testing.T, port string) *env {
 
 // newDemoEnv starts a gateway on a new demo world: browsers use
 // http://localhost:PORT, the demo provider lives at http://127.0.0.1:PORT.
-func newDemoEnv(t *testing.T, opts ...envOption) *env {
+func newDemoEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	var c envConfig
 	for _, o := range opts {
@@ -198,6 +206,7 @@ func newDemoEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	e.world = world
+	e.tokens.gate = c.tokenGate
 	for _, f := range c.configure {
 		f(world.Config)
 	}
@@ -285,7 +294,7 @@ func (e *env) dialer() func(ctx context.Context, network, addr string) (net.Conn
 // redirects followed, every hop inspected) and RPCs over Connect, gRPC-Web
 // and gRPC (h2c).
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	e    *env
 	jar  *cookiejar.Jar
 	web  *http.Client
@@ -331,7 +340,7 @@ type hop struct {
 	body   string
 }
 
-func (h hop) location(t *testing.T) *url.URL {
+func (h hop) location(t testing.TB) *url.URL {
 	t.Helper()
 	if h.status < 300 || h.status > 399 {
 		t.Fatalf("%s: status %d, want a redirect; body %.300q", h.url, h.status, h.body)
@@ -344,7 +353,7 @@ func (h hop) location(t *testing.T) *url.URL {
 }
 
 // setCookies returns the response's cookies, attributes included.
-func (h hop) setCookies(t *testing.T) []*http.Cookie {
+func (h hop) setCookies(t testing.TB) []*http.Cookie {
 	t.Helper()
 	var cs []*http.Cookie
 	for _, line := range h.header.Values("Set-Cookie") {
@@ -565,7 +574,7 @@ func (e *env) sessionWith(cookieHeader string) (*custodianv1.GetSessionResponse,
 	return res.Msg, nil
 }
 
-func wantReason(t *testing.T, what string, err error, reason session.Reason) {
+func wantReason(t testing.TB, what string, err error, reason session.Reason) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("%s succeeded, want unauthenticated with reason %v", what, reason)
@@ -580,6 +589,7 @@ func wantReason(t *testing.T, what string, err error, reason session.Reason) {
 
 // tokenLog records every token the provider's token endpoint issues.
 type tokenLog struct {
+	gate   func(grant string, serve func()) // nil: answer at once
 	mu     sync.Mutex
 	tokens []issuedToken
 }
@@ -608,7 +618,11 @@ func (l *tokenLog) wrap(h http.Handler, codeExpiresIn int) http.Handler {
 		form, _ := url.ParseQuery(string(reqBody))
 		grant := form.Get("grant_type")
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
+		if l.gate != nil {
+			l.gate(grant, func() { h.ServeHTTP(rec, r) })
+		} else {
+			h.ServeHTTP(rec, r)
+		}
 		body := rec.Body.Bytes()
 		var fields map[string]any
 		if json.Unmarshal(body, &fields) == nil {

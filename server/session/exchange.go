@@ -81,12 +81,29 @@ func (m *Manager) flyExchange(ctx context.Context, s *Session, audience, flightK
 		f.tokens = t
 		return
 	}
+	// The caller may hold a session that has ended since it was loaded: it
+	// gets the reason, not a new token (as a refresh would).
+	if err := m.live(ctx, s.key); err != nil {
+		f.err = err
+		return
+	}
 	subject, err := m.AccessToken(ctx, s)
 	if err != nil {
 		f.err = err
 		return
 	}
 	t, err := m.exchanger.Exchange(ctx, subject, audience)
+	if errors.Is(err, ErrRefreshRejected) {
+		// The subject token may have been replaced meanwhile (a refresh
+		// revokes the old access token at many providers): renew it and try
+		// once more before taking the refusal as the session's end.
+		if renewed, rerr := m.RenewAccessToken(ctx, s, subject); rerr != nil {
+			f.err = rerr
+			return
+		} else if renewed != subject {
+			t, err = m.exchanger.Exchange(ctx, renewed, audience)
+		}
+	}
 	switch {
 	case errors.Is(err, ErrRefreshRejected):
 		m.logger.InfoContext(ctx, "provider refused the token exchange: ending the session",
@@ -97,9 +114,31 @@ func (m *Manager) flyExchange(ctx context.Context, s *Session, audience, flightK
 		m.logger.WarnContext(ctx, "token exchange failed", "request_id", requestid.FromContext(ctx), "audience", audience, "error", err)
 		f.err = connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
 	default:
+		// Ended while we exchanged (a logout won the race): do not keep
+		// the token for the ended session.
+		if err := m.live(ctx, s.key); err != nil {
+			f.err = err
+			return
+		}
 		m.keepExchange(s.key, audience, t)
 		f.tokens = t
 	}
+}
+
+// live returns nil while the session under key lives, else the error its
+// requests get.
+func (m *Manager) live(ctx context.Context, key string) error {
+	rec, err := m.store.Get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Unauthenticated(ReasonNoSession, m.loginURL)
+	case err != nil:
+		m.logger.ErrorContext(ctx, "session store failed", "request_id", requestid.FromContext(ctx), "error", err)
+		return errUnavailable()
+	case rec.Ended != 0:
+		return Unauthenticated(rec.Ended, m.loginURL)
+	}
+	return nil
 }
 
 func (m *Manager) cachedExchange(key, audience string) (Tokens, bool) {

@@ -39,11 +39,15 @@ type fakeRefresher struct {
 	// entered receives the refresh token of every call as it starts.
 	entered chan string
 	now     func() time.Time
+	// t, when set, fails if two refreshes of one refresh token overlap:
+	// refreshes of one session must never run at once.
+	t testing.TB
 
-	mu      sync.Mutex
-	calls   int
-	got     []string
-	ctxErrs []error // each call's ctx.Err() when it was let through
+	mu       sync.Mutex
+	calls    int
+	got      []string
+	ctxErrs  []error         // each call's ctx.Err() when it was let through
+	inFlight map[string]bool // refresh tokens being redeemed
 }
 
 func newRefresher(now func() time.Time) *fakeRefresher {
@@ -55,7 +59,19 @@ func (f *fakeRefresher) Refresh(ctx context.Context, rt string) (session.Tokens,
 	f.calls++
 	n := f.calls
 	f.got = append(f.got, rt)
+	if f.inFlight[rt] && f.t != nil {
+		f.t.Errorf("two refreshes of refresh token %q at once", rt)
+	}
+	if f.inFlight == nil {
+		f.inFlight = make(map[string]bool)
+	}
+	f.inFlight[rt] = true
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.inFlight, rt)
+		f.mu.Unlock()
+	}()
 	f.entered <- rt
 	if f.gate != nil {
 		select {
@@ -110,6 +126,7 @@ func newEnv(t testing.TB, opts ...session.Option) *env {
 		t.Fatal(err)
 	}
 	e := &env{clock: clock, store: store, ring: ringOf(t, 1), ref: newRefresher(clock.Now)}
+	e.ref.t = t
 	e.m = e.manager(e.ring, opts...)
 	return e
 }

@@ -1,0 +1,982 @@
+package gateway_test
+
+// End-to-end tests of the aggregation: browser-facing storefront RPCs that
+// fan out to the backends with the user's held tokens, on fakes the tests
+// control and on the demo world's real backends.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/custodian-bff/custodian/demo"
+	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
+	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
+	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
+	"github.com/custodian-bff/custodian/server"
+	"github.com/custodian-bff/custodian/server/config"
+	"github.com/custodian-bff/custodian/server/session"
+)
+
+// storefrontProtocols are the protocols the aggregation tests call with.
+func storefrontProtocols() []rpc {
+	var out []rpc
+	for _, p := range rpcProtocols() {
+		if p.name != "grpc-web" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (b *browser) account(p rpc) storefrontv1connect.AccountServiceClient {
+	return storefrontv1connect.NewAccountServiceClient(b.client(p), b.e.public, b.options(p)...)
+}
+
+func (b *browser) products(p rpc) storefrontv1connect.ProductServiceClient {
+	return storefrontv1connect.NewProductServiceClient(b.client(p), b.e.public, b.options(p)...)
+}
+
+// signedIn returns a new browser signed in as user.
+func (e *env) signedIn(user string) *browser {
+	e.t.Helper()
+	b := e.browser()
+	b.login(user, "")
+	return b
+}
+
+// warmUp makes one dashboard call with the catalog failing, so that the
+// session's exchanged token is kept and connections are open while the
+// product cache stays cold, then forgets the fakes' records: on a loaded
+// machine (-race, two CPUs) a cold token exchange can outlast the 1s
+// optional timeout and make loyalty go missing.
+func warmUp(t *testing.T, b *browser, fakes *fakeSet) {
+	t.Helper()
+	fakes.Catalog.fail(connect.CodeUnavailable)
+	_, err := b.account(rpc{name: "connect binary"}).GetDashboard(testContext(t, 20*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+	fakes.Catalog.heal()
+	if err != nil {
+		t.Fatalf("warm-up GetDashboard: %v", err)
+	}
+	fakes.reset()
+}
+
+// withInterceptor adds a handler interceptor to the gateway's services.
+func withInterceptor(i connect.Interceptor) envOption {
+	return func(c *envConfig) {
+		c.services = append(c.services, func(*env) server.Option { return server.WithInterceptors(i) })
+	}
+}
+
+// arrivals counts the browser calls of one procedure that reached the
+// gateway's handlers, and closes all once n have.
+type arrivals struct {
+	procedure string
+	n         int64
+	count     atomic.Int64
+	all       chan struct{}
+}
+
+func newArrivals(procedure string, n int64) *arrivals {
+	return &arrivals{procedure: procedure, n: n, all: make(chan struct{})}
+}
+
+func (a *arrivals) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if !req.Spec().IsClient && req.Spec().Procedure == a.procedure && a.count.Add(1) == a.n {
+			close(a.all)
+		}
+		return next(ctx, req)
+	}
+}
+
+func (a *arrivals) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (a *arrivals) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+// hold is a hook that keeps a backend call until every expected browser call
+// has arrived at the gateway.
+func (a *arrivals) hold(ctx context.Context, _ fakeRequest) error {
+	select {
+	case <-a.all:
+		return nil
+	case <-ctx.Done():
+		return connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
+	}
+}
+
+// badRequestFields returns the fields named by err's BadRequest detail.
+func badRequestFields(err error) []string {
+	var fields []string
+	ce := connectError(err)
+	if ce == nil {
+		return nil
+	}
+	for _, d := range ce.Details() {
+		v, derr := d.Value()
+		if derr != nil {
+			continue
+		}
+		if br, ok := v.(*custodianv1.BadRequest); ok {
+			for _, fv := range br.GetFieldViolations() {
+				fields = append(fields, fv.GetField())
+			}
+		}
+	}
+	return fields
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestDashboardCallsBackendsInParallel makes profiles, loyalty and orders
+// each wait until all three have been called: only a dashboard that calls
+// them concurrently completes.
+func TestDashboardCallsBackendsInParallel(t *testing.T) {
+	t.Parallel()
+	for _, p := range storefrontProtocols() {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			e, fakes := newFakeBackendEnv(t)
+			b := e.signedIn("alice")
+			warmUp(t, b, fakes)
+			bar := newBarrier(3)
+			wait := func(ctx context.Context, _ fakeRequest) error { return bar.wait(ctx) }
+			fakes.Profiles.setHook(onlyFor(procGetProfile, wait))
+			fakes.Loyalty.setHook(onlyFor(procGetAccount, wait))
+			fakes.Orders.setHook(onlyFor(procListOrders, wait))
+			// Sequential calls would wait for the first backend's timeout
+			// (2s) and fail; the deadline keeps any hang bounded.
+			res, err := b.account(p).GetDashboard(testContext(t, 20*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+			if err != nil {
+				t.Fatalf("GetDashboard did not complete while profiles, loyalty and orders each waited for the other two (called one after another?): %v", err)
+			}
+			if got := bar.arrived.Load(); got != 3 {
+				t.Errorf("%d of the 3 backends were called", got)
+			}
+			if m := res.Msg.GetMissingSections(); len(m) != 0 {
+				t.Errorf("missing sections %v", m)
+			}
+			if res.Msg.GetProfile() == nil || res.Msg.GetLoyalty() == nil || len(res.Msg.GetRecentOrders()) != 2 {
+				t.Errorf("incomplete dashboard %v", res.Msg)
+			}
+		})
+	}
+}
+
+// TestPartialAnswers fails one backend at a time: optional sections go
+// missing, the required profile fails the call.
+func TestPartialAnswers(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		opts  []envOption
+		setup func(*fakeSet)
+		// wantCode is the failure of the call, 0 for success with
+		// wantMissing missing.
+		wantCode    connect.Code
+		wantMessage string
+		wantMissing []storefrontv1.Section
+		check       func(t *testing.T, res *storefrontv1.GetDashboardResponse)
+	}{
+		{
+			name:        "loyalty unavailable",
+			setup:       func(f *fakeSet) { f.Loyalty.fail(connect.CodeUnavailable) },
+			wantMissing: []storefrontv1.Section{storefrontv1.Section_SECTION_LOYALTY},
+			check: func(t *testing.T, res *storefrontv1.GetDashboardResponse) {
+				if res.GetLoyalty() != nil {
+					t.Errorf("loyalty %v present", res.GetLoyalty())
+				}
+				wantFullOrders(t, res)
+			},
+		},
+		{
+			// The loyalty backend's own timeout is far beyond the call's
+			// deadline: only the optional timeout (1s) can end the wait.
+			name: "loyalty slower than the optional timeout",
+			opts: []envOption{withConfig(func(cfg *config.Config) {
+				for i := range cfg.Backends {
+					if cfg.Backends[i].Name == "loyalty" {
+						cfg.Backends[i].Timeout = 5 * time.Minute
+					}
+				}
+			})},
+			setup:       func(f *fakeSet) { f.Loyalty.setHook(blockUntilDone) },
+			wantMissing: []storefrontv1.Section{storefrontv1.Section_SECTION_LOYALTY},
+			check: func(t *testing.T, res *storefrontv1.GetDashboardResponse) {
+				if res.GetLoyalty() != nil {
+					t.Errorf("loyalty %v present", res.GetLoyalty())
+				}
+				wantFullOrders(t, res)
+			},
+		},
+		{
+			name:        "catalog unavailable",
+			setup:       func(f *fakeSet) { f.Catalog.fail(connect.CodeUnavailable) },
+			wantMissing: []storefrontv1.Section{storefrontv1.Section_SECTION_PRODUCT_DETAILS},
+			check: func(t *testing.T, res *storefrontv1.GetDashboardResponse) {
+				if res.GetLoyalty().GetPoints() != 4321 {
+					t.Errorf("loyalty %v", res.GetLoyalty())
+				}
+				orders := res.GetRecentOrders()
+				if len(orders) != 2 {
+					t.Fatalf("%d recent orders, want 2", len(orders))
+				}
+				for _, o := range orders {
+					if len(o.GetLines()) != 2 {
+						t.Errorf("order %s has %d lines, want 2", o.GetOrderId(), len(o.GetLines()))
+					}
+					for _, l := range o.GetLines() {
+						if l.GetProductId() == "" || l.GetQuantity() == 0 || l.GetProductName() != "" || l.GetImageUrl() != "" {
+							t.Errorf("order %s line %v: want product id and quantity without name or image", o.GetOrderId(), l)
+						}
+					}
+				}
+			},
+		},
+		{
+			// Product details depend on the orders: both go missing.
+			name:        "orders unavailable",
+			setup:       func(f *fakeSet) { f.Orders.fail(connect.CodeUnavailable) },
+			wantMissing: []storefrontv1.Section{storefrontv1.Section_SECTION_ORDERS, storefrontv1.Section_SECTION_PRODUCT_DETAILS},
+			check: func(t *testing.T, res *storefrontv1.GetDashboardResponse) {
+				if len(res.GetRecentOrders()) != 0 {
+					t.Errorf("recent orders %v", res.GetRecentOrders())
+				}
+				if res.GetLoyalty().GetPoints() != 4321 {
+					t.Errorf("loyalty %v", res.GetLoyalty())
+				}
+			},
+		},
+		{
+			name:        "profiles unavailable",
+			setup:       func(f *fakeSet) { f.Profiles.fail(connect.CodeUnavailable) },
+			wantCode:    connect.CodeUnavailable,
+			wantMessage: "profiles is unavailable",
+		},
+		{
+			name:        "profiles failing internally",
+			setup:       func(f *fakeSet) { f.Profiles.fail(connect.CodeInternal) },
+			wantCode:    connect.CodeInternal,
+			wantMessage: "internal error",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e, fakes := newFakeBackendEnv(t, c.opts...)
+			b := e.signedIn("alice")
+			warmUp(t, b, fakes)
+			c.setup(fakes)
+			for _, p := range storefrontProtocols() {
+				res, err := b.account(p).GetDashboard(testContext(t, 15*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+				if c.wantCode != 0 {
+					ce := connectError(err)
+					if ce == nil || ce.Code() != c.wantCode {
+						t.Fatalf("%s: got %v, want code %v", p.name, err, c.wantCode)
+					}
+					if c.wantMessage != "" && ce.Message() != c.wantMessage {
+						t.Errorf("%s: message %q, want %q", p.name, ce.Message(), c.wantMessage)
+					}
+					if ce.Meta().Get("X-Request-Id") == "" {
+						t.Errorf("%s: error without X-Request-Id; metadata %v", p.name, ce.Meta())
+					}
+					if leak := findCanary(errorText(ce)); leak != "" {
+						t.Errorf("%s: error leaks %s", p.name, leak)
+					}
+					if len(ce.Details()) != 0 {
+						t.Errorf("%s: error carries %d details", p.name, len(ce.Details()))
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s: GetDashboard: %v", p.name, err)
+				}
+				if got := res.Msg.GetMissingSections(); !slices.Equal(got, c.wantMissing) {
+					t.Errorf("%s: missing sections %v, want %v", p.name, got, c.wantMissing)
+				}
+				if res.Msg.GetProfile().GetDisplayName() != "Fake Customer" {
+					t.Errorf("%s: profile %v", p.name, res.Msg.GetProfile())
+				}
+				c.check(t, res.Msg)
+			}
+		})
+	}
+}
+
+// wantFullOrders asserts the fakes' two recent orders with product names.
+func wantFullOrders(t *testing.T, res *storefrontv1.GetDashboardResponse) {
+	t.Helper()
+	var ids []string
+	for _, o := range res.GetRecentOrders() {
+		ids = append(ids, o.GetOrderId())
+		for _, l := range o.GetLines() {
+			if l.GetProductName() != "Product "+l.GetProductId() {
+				t.Errorf("order %s line %v lacks its product name", o.GetOrderId(), l)
+			}
+		}
+	}
+	if !slices.Equal(ids, fakeOrderIDs) {
+		t.Errorf("recent orders %v, want %v", ids, fakeOrderIDs)
+	}
+}
+
+// TestBackendRefusesToken covers a backend's 401: one renewal and retry of
+// an idempotent call, the end of the session when the renewed token is
+// refused too, and no retry of a call that is not idempotent.
+func TestBackendRefusesToken(t *testing.T) {
+	t.Parallel()
+	for _, p := range storefrontProtocols() {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+
+			t.Run("refused once", func(t *testing.T) {
+				t.Parallel()
+				e, fakes := newFakeBackendEnv(t)
+				b := e.signedIn("alice")
+				// The warm-up keeps the loyalty token, so no token exchange
+				// races the refresh (see TestRefreshDuringTokenExchange).
+				warmUp(t, b, fakes)
+				fakes.Profiles.setHook(onlyFor(procGetProfile, refuseFirstToken()))
+				before := e.world.IdP.GrantCount("refresh_token")
+				res, err := b.account(p).GetDashboard(testContext(t, 20*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+				if err != nil {
+					t.Fatalf("GetDashboard: %v; profiles saw tokens %q", err, fakes.Profiles.tokens(procGetProfile))
+				}
+				if res.Msg.GetProfile().GetDisplayName() != "Fake Customer" || len(res.Msg.GetMissingSections()) != 0 {
+					t.Errorf("dashboard %v", res.Msg)
+				}
+				tokens := fakes.Profiles.tokens(procGetProfile)
+				if len(tokens) != 2 || tokens[0] == "" || tokens[1] == "" || tokens[0] == tokens[1] {
+					t.Errorf("profiles saw tokens %q, want 2 calls with 2 different tokens", tokens)
+				}
+				if got := e.world.IdP.GrantCount("refresh_token") - before; got != 1 {
+					t.Errorf("%d refresh grants, want 1", got)
+				}
+				b.mustSession("alice")
+			})
+
+			t.Run("always refused", func(t *testing.T) {
+				t.Parallel()
+				e, fakes := newFakeBackendEnv(t)
+				b := e.signedIn("alice")
+				fakes.Profiles.setHook(onlyFor(procGetProfile, func(context.Context, fakeRequest) error {
+					return canaryError(connect.CodeUnauthenticated)
+				}))
+				_, err := b.account(p).GetDashboard(testContext(t, 20*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+				wantReason(t, "GetDashboard", err, session.ReasonTokenRejected)
+				if leak := findCanary(errorText(connectError(err))); leak != "" {
+					t.Errorf("error leaks %s", leak)
+				}
+				if n := fakes.Profiles.calls(procGetProfile); n != 2 {
+					t.Errorf("profiles saw %d calls, want 2 (one retry)", n)
+				}
+				b.wantNoSession(session.ReasonTokenRejected)
+			})
+
+			t.Run("not idempotent", func(t *testing.T) {
+				t.Parallel()
+				e, fakes := newFakeBackendEnv(t)
+				b := e.signedIn("alice")
+				fakes.Profiles.setHook(onlyFor(procUpdateProfile, refuseFirstToken()))
+				before := e.world.IdP.GrantCount("refresh_token")
+				req := &storefrontv1.UpdateProfileRequest{DisplayName: "Alice M.", Locale: "fr-FR"}
+				_, err := b.account(p).UpdateProfile(testContext(t, 20*time.Second), connect.NewRequest(req))
+				if code := connect.CodeOf(err); code != connect.CodeUnavailable {
+					t.Fatalf("UpdateProfile: %v, want code unavailable", err)
+				}
+				if n := fakes.Profiles.calls(procUpdateProfile); n != 1 {
+					t.Fatalf("profiles saw %d UpdateProfile calls, want 1 (no retry)", n)
+				}
+				if got := e.world.IdP.GrantCount("refresh_token") - before; got != 1 {
+					t.Errorf("%d refresh grants, want 1", got)
+				}
+				res, err := b.account(p).UpdateProfile(testContext(t, 20*time.Second), connect.NewRequest(req))
+				if err != nil {
+					t.Fatalf("second UpdateProfile: %v", err)
+				}
+				if res.Msg.GetProfile().GetDisplayName() != "Alice M." || res.Msg.GetProfile().GetLocale() != "fr-FR" {
+					t.Errorf("profile %v", res.Msg.GetProfile())
+				}
+				tokens := fakes.Profiles.tokens(procUpdateProfile)
+				if len(tokens) != 2 || tokens[0] == tokens[1] {
+					t.Errorf("UpdateProfile tokens %q, want the second call to carry a new token", tokens)
+				}
+			})
+		})
+	}
+}
+
+// TestCoalescingAndCache checks that concurrent reads of the public catalog
+// share one backend call, and that per-user answers never mix.
+func TestCoalescingAndCache(t *testing.T) {
+	t.Parallel()
+	const n = 100
+
+	t.Run("GetProduct", func(t *testing.T) {
+		t.Parallel()
+		arrived := newArrivals(storefrontv1connect.ProductServiceGetProductProcedure, n)
+		e, fakes := newFakeBackendEnv(t, withInterceptor(arrived))
+		fakes.Catalog.setHook(onlyFor(procGetProduct, arrived.hold))
+		b := e.browser()
+		client := b.products(rpc{name: "connect binary"})
+		ctx := testContext(t, 30*time.Second)
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				res, err := client.GetProduct(ctx, connect.NewRequest(&storefrontv1.GetProductRequest{ProductId: "p-42"}))
+				if err == nil && res.Msg.GetProduct().GetName() != "Product p-42" {
+					err = fmt.Errorf("product %v", res.Msg.GetProduct())
+				}
+				errs <- err
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		if got := fakes.Catalog.calls(procGetProduct); got != 1 {
+			t.Errorf("catalog saw %d GetProduct calls for %d concurrent reads, want 1", got, n)
+		}
+	})
+
+	t.Run("dashboards", func(t *testing.T) {
+		t.Parallel()
+		arrived := newArrivals(storefrontv1connect.AccountServiceGetDashboardProcedure, n)
+		e, fakes := newFakeBackendEnv(t, withInterceptor(arrived))
+		b := e.signedIn("alice")
+		warmUp(t, b, fakes)
+		arrived.count.Store(0)
+		fakes.Catalog.setHook(onlyFor(procBatchGetProducts, arrived.hold))
+		client := b.account(rpc{name: "connect binary"})
+		ctx := testContext(t, 30*time.Second)
+		var complete atomic.Int64
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				res, err := client.GetDashboard(ctx, connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+				if err == nil && len(res.Msg.GetMissingSections()) == 0 {
+					complete.Add(1)
+				}
+				errs <- err
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		// On a loaded machine some dashboards may give up on the held
+		// batch (optional timeout); they must still not call again.
+		if complete.Load() == 0 {
+			t.Error("no dashboard was complete")
+		}
+		t.Logf("%d of %d dashboards complete", complete.Load(), n)
+		if got := fakes.Catalog.calls(procBatchGetProducts); got != 1 {
+			t.Errorf("catalog saw %d BatchGetProducts calls for %d concurrent dashboards, want 1", got, n)
+		}
+	})
+
+	t.Run("isolation", func(t *testing.T) {
+		t.Parallel()
+		e := newDemoEnv(t)
+		type user struct {
+			name, email string
+			points      int64
+			b           *browser
+			orders      []string
+			complete    atomic.Int64 // concurrent dashboards with orders and loyalty
+		}
+		users := []*user{{name: "alice", email: "alice@example.com", points: 12340}, {name: "bob", email: "bob@example.com", points: 120}}
+		p := rpc{name: "connect binary"}
+		for _, u := range users {
+			u.b = e.signedIn(u.name)
+			// The first call warms the exchanged token up.
+			_, _ = u.b.account(p).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{RecentOrderCount: 20}))
+			res, err := u.b.account(p).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{RecentOrderCount: 20}))
+			if err != nil {
+				t.Fatalf("%s: GetDashboard: %v", u.name, err)
+			}
+			if got := e.world.Backends.Profiles.LastSubject(); got != u.name {
+				t.Errorf("%s: profiles served subject %q", u.name, got)
+			}
+			if got := e.world.Backends.Orders.LastSubject(); got != u.name {
+				t.Errorf("%s: orders served subject %q", u.name, got)
+			}
+			for _, o := range res.Msg.GetRecentOrders() {
+				u.orders = append(u.orders, o.GetOrderId())
+			}
+			if res.Msg.GetProfile().GetEmail() != u.email || len(u.orders) == 0 {
+				t.Fatalf("%s: dashboard %v", u.name, res.Msg)
+			}
+		}
+		for _, id := range users[0].orders {
+			if slices.Contains(users[1].orders, id) {
+				t.Fatalf("alice and bob both see order %s", id)
+			}
+		}
+		var wg sync.WaitGroup
+		for range 50 {
+			for _, u := range users {
+				wg.Go(func() {
+					res, err := u.b.account(p).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{RecentOrderCount: 20}))
+					if err != nil {
+						t.Errorf("%s: GetDashboard: %v", u.name, err)
+						return
+					}
+					// Under load an optional section may go missing (1s
+					// timeout); what is there must be the user's own.
+					d := res.Msg
+					var ids []string
+					for _, o := range d.GetRecentOrders() {
+						ids = append(ids, o.GetOrderId())
+					}
+					missing := d.GetMissingSections()
+					ordersOK := slices.Equal(ids, u.orders) || (len(ids) == 0 && slices.Contains(missing, storefrontv1.Section_SECTION_ORDERS))
+					loyaltyOK := d.GetLoyalty().GetPoints() == u.points || (d.GetLoyalty() == nil && slices.Contains(missing, storefrontv1.Section_SECTION_LOYALTY))
+					if d.GetProfile().GetEmail() != u.email || !ordersOK || !loyaltyOK {
+						t.Errorf("%s: got profile %q, orders %v, loyalty %v, missing %v; want %q, %v, %d points", u.name,
+							d.GetProfile().GetEmail(), ids, d.GetLoyalty(), missing, u.email, u.orders, u.points)
+					}
+					if len(ids) > 0 && d.GetLoyalty() != nil {
+						u.complete.Add(1)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		for _, u := range users {
+			if u.complete.Load() == 0 {
+				t.Errorf("%s: no concurrent dashboard had both orders and loyalty to compare", u.name)
+			}
+		}
+	})
+}
+
+// TestTokenPoliciesOnDemoBackends calls the real demo backends, which verify
+// each token's audience: a complete dashboard proves each got a token of its
+// own.
+func TestTokenPoliciesOnDemoBackends(t *testing.T) {
+	t.Parallel()
+	e := newDemoEnv(t)
+	b := e.signedIn("alice")
+	// Warm up the exchanged token and product cache: on a loaded machine a
+	// first answer may miss an optional section (1s timeout).
+	if _, err := b.account(rpc{name: "connect binary"}).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{})); err != nil {
+		t.Fatalf("GetDashboard: %v", err)
+	}
+	for _, p := range storefrontProtocols() {
+		res, err := b.account(p).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+		if err != nil {
+			t.Fatalf("%s: GetDashboard: %v", p.name, err)
+		}
+		d := res.Msg
+		if len(d.GetMissingSections()) != 0 {
+			t.Errorf("%s: missing sections %v", p.name, d.GetMissingSections())
+		}
+		if d.GetProfile().GetDisplayName() != "Alice Martin" {
+			t.Errorf("%s: profile %v", p.name, d.GetProfile())
+		}
+		if d.GetLoyalty().GetPoints() != 12340 || d.GetLoyalty().GetTier() != storefrontv1.LoyaltyTier_LOYALTY_TIER_GOLD {
+			t.Errorf("%s: loyalty %v", p.name, d.GetLoyalty())
+		}
+		if len(d.GetRecentOrders()) != 5 {
+			t.Errorf("%s: %d recent orders, want 5", p.name, len(d.GetRecentOrders()))
+		}
+		for _, o := range d.GetRecentOrders() {
+			for _, l := range o.GetLines() {
+				if l.GetProductName() == "" || !strings.HasPrefix(l.GetImageUrl(), "https://") {
+					t.Errorf("%s: order %s line %v lacks product details", p.name, o.GetOrderId(), l)
+				}
+			}
+		}
+	}
+	bs := e.world.Backends
+	for _, c := range []struct {
+		name, got, want string
+	}{
+		{"profiles (user token)", bs.Profiles.LastSubject(), "alice"},
+		{"orders (user token)", bs.Orders.LastSubject(), "alice"},
+		{"loyalty (exchanged token)", bs.Loyalty.LastSubject(), "alice"},
+		{"catalog (client token)", bs.Catalog.LastSubject(), demo.ClientID},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: last subject %q, want %q", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestOutboundHeaders checks what the backends receive: their own token, the
+// request id and trace of the browser's call, a timeout, and nothing the
+// browser sent.
+func TestOutboundHeaders(t *testing.T) {
+	t.Parallel()
+	for _, p := range storefrontProtocols() {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			e, fakes := newFakeBackendEnv(t)
+			b := e.signedIn("alice")
+			warmUp(t, b, fakes)
+			traceID, spanID := randomHex(16), randomHex(8)
+			req := connect.NewRequest(&storefrontv1.GetDashboardRequest{})
+			req.Header().Set("Authorization", "Bearer browser-supplied")
+			req.Header().Set("Origin", e.public)
+			req.Header().Set("X-Forwarded-For", "203.0.113.7")
+			req.Header().Set("Traceparent", "00-"+traceID+"-"+spanID+"-01")
+			req.Header().Set("X-Secret-Header", "browser-secret-value")
+			res, err := b.account(p).GetDashboard(context.Background(), req)
+			if err != nil {
+				t.Fatalf("GetDashboard: %v", err)
+			}
+			if len(res.Msg.GetMissingSections()) != 0 {
+				t.Fatalf("missing sections %v", res.Msg.GetMissingSections())
+			}
+			requestID := res.Header().Get("X-Request-Id")
+			if requestID == "" {
+				t.Fatal("no X-Request-Id on the browser's response")
+			}
+			cookie := b.cookie(sessionCookie)
+			for _, f := range fakes.all() {
+				reqs := f.all()
+				if len(reqs) == 0 {
+					t.Errorf("%s was not called", f.name)
+				}
+				for _, r := range reqs {
+					h := r.header
+					what := f.name + " " + r.procedure
+					if auth := h.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") || r.token == "" || strings.Contains(auth, "browser-supplied") {
+						t.Errorf("%s: Authorization %q", what, auth)
+					}
+					if got := h.Get("X-Request-Id"); got != requestID {
+						t.Errorf("%s: X-Request-Id %q, want the browser's %q", what, got, requestID)
+					}
+					parts := strings.Split(h.Get("Traceparent"), "-")
+					if len(parts) != 4 || parts[0] != "00" || parts[1] != traceID || len(parts[2]) != 16 || parts[2] == spanID {
+						t.Errorf("%s: traceparent %q, want trace %s with a span id other than %s", what, h.Get("Traceparent"), traceID, spanID)
+					}
+					if h.Get("Connect-Timeout-Ms") == "" && h.Get("Grpc-Timeout") == "" {
+						t.Errorf("%s: no timeout header in %v", what, h)
+					}
+					for _, name := range []string{"Cookie", "Origin", "X-Forwarded-For", "X-Secret-Header"} {
+						if v := h.Values(name); len(v) != 0 {
+							t.Errorf("%s: browser header %s: %q reached the backend", what, name, v)
+						}
+					}
+					for name, values := range h {
+						for _, v := range values {
+							if strings.Contains(v, "browser-secret-value") || strings.Contains(v, "203.0.113.7") || (cookie != "" && strings.Contains(v, cookie)) {
+								t.Errorf("%s: header %s: %q carries what the browser sent", what, name, v)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// TestValidation sends invalid requests to every RPC: each is refused with
+// a BadRequest naming the field, before any backend is called.
+func TestValidation(t *testing.T) {
+	t.Parallel()
+	e := newDemoEnv(t)
+	b := e.signedIn("alice")
+	lines := func(n int) []*storefrontv1.PlaceOrderLine {
+		out := make([]*storefrontv1.PlaceOrderLine, n)
+		for i := range out {
+			out[i] = &storefrontv1.PlaceOrderLine{ProductId: fmt.Sprintf("p-%04d", i+1), Quantity: 1}
+		}
+		return out
+	}
+	line := func(id string, q int32) *storefrontv1.PlaceOrderLine {
+		return &storefrontv1.PlaceOrderLine{ProductId: id, Quantity: q}
+	}
+	const key = "key-0123456789"
+	long := strings.Repeat("x", 513)
+	type call func(ctx context.Context, b *browser, p rpc) error
+	dashboard := func(n int32) call {
+		return func(ctx context.Context, b *browser, p rpc) error {
+			_, err := b.account(p).GetDashboard(ctx, connect.NewRequest(&storefrontv1.GetDashboardRequest{RecentOrderCount: n}))
+			return err
+		}
+	}
+	listOrders := func(m *storefrontv1.ListOrdersRequest) call {
+		return func(ctx context.Context, b *browser, p rpc) error {
+			_, err := b.account(p).ListOrders(ctx, connect.NewRequest(m))
+			return err
+		}
+	}
+	getOrder := func(id string) call {
+		return func(ctx context.Context, b *browser, p rpc) error {
+			_, err := b.account(p).GetOrder(ctx, connect.NewRequest(&storefrontv1.GetOrderRequest{OrderId: id}))
+			return err
+		}
+	}
+	placeOrder := func(key string, lines ...*storefrontv1.PlaceOrderLine) call {
+		return func(ctx context.Context, b *browser, p rpc) error {
+			_, err := b.account(p).PlaceOrder(ctx, connect.NewRequest(&storefrontv1.PlaceOrderRequest{IdempotencyKey: key, Lines: lines}))
+			return err
+		}
+	}
+	updateProfile := func(name, locale string) call {
+		return func(ctx context.Context, b *browser, p rpc) error {
+			_, err := b.account(p).UpdateProfile(ctx, connect.NewRequest(&storefrontv1.UpdateProfileRequest{DisplayName: name, Locale: locale}))
+			return err
+		}
+	}
+	listProducts := func(m *storefrontv1.ListProductsRequest) call {
+		return func(ctx context.Context, b *browser, p rpc) error {
+			_, err := b.products(p).ListProducts(ctx, connect.NewRequest(m))
+			return err
+		}
+	}
+	getProduct := func(id string) call {
+		return func(ctx context.Context, b *browser, p rpc) error {
+			_, err := b.products(p).GetProduct(ctx, connect.NewRequest(&storefrontv1.GetProductRequest{ProductId: id}))
+			return err
+		}
+	}
+	cases := []struct {
+		name  string
+		call  call
+		field string
+		// backendCalls is how many backend calls the case makes: a
+		// well-formed but forged page token only the backend can refuse.
+		backendCalls int64
+	}{
+		{"dashboard: negative order count", dashboard(-1), "recent_order_count", 0},
+		{"dashboard: 21 orders", dashboard(21), "recent_order_count", 0},
+		{"ListOrders: negative page size", listOrders(&storefrontv1.ListOrdersRequest{PageSize: -1}), "page_size", 0},
+		{"ListOrders: page size 51", listOrders(&storefrontv1.ListOrdersRequest{PageSize: 51}), "page_size", 0},
+		{"ListOrders: overlong page token", listOrders(&storefrontv1.ListOrdersRequest{PageToken: long}), "page_token", 0},
+		{"ListOrders: forged page token", listOrders(&storefrontv1.ListOrdersRequest{PageToken: "Zm9yZ2VkLXRva2Vu"}), "page_token", 1},
+		{"GetOrder: empty id", getOrder(""), "order_id", 0},
+		{"GetOrder: path in id", getOrder("../o-1001"), "order_id", 0},
+		{"GetOrder: 65-character id", getOrder(strings.Repeat("o", 65)), "order_id", 0},
+		{"PlaceOrder: short idempotency key", placeOrder("short", line("p-0001", 1)), "idempotency_key", 0},
+		{"PlaceOrder: idempotency key with a space", placeOrder("key with space", line("p-0001", 1)), "idempotency_key", 0},
+		{"PlaceOrder: no lines", placeOrder(key), "lines", 0},
+		{"PlaceOrder: 21 lines", placeOrder(key, lines(21)...), "lines", 0},
+		{"PlaceOrder: duplicate product", placeOrder(key, line("p-0001", 1), line("p-0001", 2)), "lines[1].product_id", 0},
+		{"PlaceOrder: quantity 0", placeOrder(key, line("p-0001", 0)), "lines[0].quantity", 0},
+		{"PlaceOrder: quantity 100", placeOrder(key, line("p-0001", 1), line("p-0002", 100)), "lines[1].quantity", 0},
+		{"PlaceOrder: bad product id", placeOrder(key, line("p-0001", 1), line("p 2;", 1)), "lines[1].product_id", 0},
+		{"UpdateProfile: empty name", updateProfile("", ""), "display_name", 0},
+		{"UpdateProfile: blank name", updateProfile("   ", ""), "display_name", 0},
+		{"UpdateProfile: 65-character name", updateProfile(strings.Repeat("é", 65), ""), "display_name", 0},
+		{"UpdateProfile: control character", updateProfile("Alice\u0007", ""), "display_name", 0},
+		{"UpdateProfile: line separator", updateProfile("Alice\u2028Martin", ""), "display_name", 0},
+		{"UpdateProfile: bad locale", updateProfile("Alice", "english!"), "locale", 0},
+		{"UpdateProfile: one-letter locale", updateProfile("Alice", "e"), "locale", 0},
+		{"ListProducts: page size 101", listProducts(&storefrontv1.ListProductsRequest{PageSize: 101}), "page_size", 0},
+		{"ListProducts: bad category", listProducts(&storefrontv1.ListProductsRequest{Category: "../x"}), "category", 0},
+		{"ListProducts: overlong page token", listProducts(&storefrontv1.ListProductsRequest{PageToken: long}), "page_token", 0},
+		{"GetProduct: empty id", getProduct(""), "product_id", 0},
+		{"GetProduct: path in id", getProduct("../../etc/passwd"), "product_id", 0},
+	}
+	backendCalls := func() int64 {
+		var n int64
+		for _, be := range e.world.Backends.All() {
+			n += be.Calls("")
+		}
+		return n
+	}
+	// The cases count the shared backends' calls, so they run one by one.
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, p := range storefrontProtocols() {
+				before := backendCalls()
+				err := c.call(context.Background(), b, p)
+				if code := connect.CodeOf(err); code != connect.CodeInvalidArgument {
+					t.Errorf("%s: %v, want invalid_argument", p.name, err)
+				}
+				if fields := badRequestFields(err); !slices.Contains(fields, c.field) {
+					t.Errorf("%s: BadRequest fields %q, want %q", p.name, fields, c.field)
+				}
+				if got := backendCalls() - before; got != c.backendCalls {
+					t.Errorf("%s: %d backend calls, want %d", p.name, got, c.backendCalls)
+				}
+			}
+		})
+	}
+}
+
+// TestCircuitBreaker opens the orders backend's circuit after five failures
+// and keeps callers that gave up from counting as failures.
+func TestCircuitBreaker(t *testing.T) {
+	t.Parallel()
+	p := rpc{name: "connect binary"}
+
+	t.Run("opens after five failures", func(t *testing.T) {
+		t.Parallel()
+		e, fakes := newFakeBackendEnv(t)
+		b := e.signedIn("alice")
+		fakes.Orders.fail(connect.CodeUnavailable)
+		for i := 1; i <= 6; i++ {
+			_, err := b.account(p).ListOrders(context.Background(), connect.NewRequest(&storefrontv1.ListOrdersRequest{}))
+			if code := connect.CodeOf(err); code != connect.CodeUnavailable {
+				t.Fatalf("call %d: %v, want unavailable", i, err)
+			}
+			if leak := findCanary(errorText(connectError(err))); leak != "" {
+				t.Errorf("call %d: error leaks %s", i, leak)
+			}
+			if got, want := fakes.Orders.calls(procListOrders), min(i, 5); got != want {
+				t.Fatalf("after call %d the orders backend saw %d calls, want %d", i, got, want)
+			}
+		}
+	})
+
+	t.Run("callers that give up are no failures", func(t *testing.T) {
+		t.Parallel()
+		e, fakes := newFakeBackendEnv(t)
+		b := e.signedIn("alice")
+		entered := make(chan struct{}, 1)
+		var blocking atomic.Bool
+		blocking.Store(true)
+		fakes.Orders.setHook(onlyFor(procListOrders, func(ctx context.Context, r fakeRequest) error {
+			if !blocking.Load() {
+				return nil
+			}
+			entered <- struct{}{}
+			return blockUntilDone(ctx, r)
+		}))
+		const gaveUp = 10
+		for i := 1; i <= gaveUp; i++ {
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				_, err := b.account(p).ListOrders(ctx, connect.NewRequest(&storefrontv1.ListOrdersRequest{}))
+				done <- err
+			}()
+			select {
+			case <-entered:
+			case err := <-done:
+				cancel()
+				t.Fatalf("call %d ended before reaching the orders backend (circuit open after callers gave up?): %v", i, err)
+			case <-testContext(t, 20*time.Second).Done():
+				cancel()
+				t.Fatalf("call %d did not reach the orders backend", i)
+			}
+			cancel()
+			if err := <-done; connect.CodeOf(err) != connect.CodeCanceled {
+				t.Fatalf("call %d: %v, want canceled", i, err)
+			}
+		}
+		blocking.Store(false)
+		res, err := b.account(p).ListOrders(context.Background(), connect.NewRequest(&storefrontv1.ListOrdersRequest{}))
+		if err != nil {
+			t.Fatalf("ListOrders after %d callers gave up: %v", gaveUp, err)
+		}
+		if len(res.Msg.GetOrders()) != 2 {
+			t.Errorf("orders %v", res.Msg.GetOrders())
+		}
+		if got := fakes.Orders.calls(procListOrders); got != gaveUp+1 {
+			t.Errorf("orders backend saw %d calls, want %d", got, gaveUp+1)
+		}
+	})
+}
+
+// TestPlaceOrderIsIdempotent places orders on the demo backends: a repeated
+// idempotency key returns the first order, a new key places a new one.
+func TestPlaceOrderIsIdempotent(t *testing.T) {
+	t.Parallel()
+	e := newDemoEnv(t)
+	b := e.signedIn("alice")
+	var seen []string
+	for _, p := range storefrontProtocols() {
+		place := func(key string) *storefrontv1.Order {
+			t.Helper()
+			res, err := b.account(p).PlaceOrder(context.Background(), connect.NewRequest(&storefrontv1.PlaceOrderRequest{
+				IdempotencyKey: key,
+				Lines:          []*storefrontv1.PlaceOrderLine{{ProductId: "p-0001", Quantity: 1}, {ProductId: "p-0013", Quantity: 2}},
+			}))
+			if err != nil {
+				t.Fatalf("%s: PlaceOrder: %v", p.name, err)
+			}
+			return res.Msg.GetOrder()
+		}
+		key := "key-" + randomHex(8)
+		first := place(key)
+		again := place(key)
+		if first.GetOrderId() == "" || again.GetOrderId() != first.GetOrderId() {
+			t.Errorf("%s: same key placed %q then %q, want one order", p.name, first.GetOrderId(), again.GetOrderId())
+		}
+		if len(first.GetLines()) != 2 || first.GetLines()[0].GetProductName() != "Cast Iron Skillet 28 cm" || first.GetTotal().GetAmountMinor() != 4990+2*2200 {
+			t.Errorf("%s: order %v", p.name, first)
+		}
+		other := place("key-" + randomHex(8))
+		if other.GetOrderId() == first.GetOrderId() {
+			t.Errorf("%s: a new key returned the first order %q", p.name, first.GetOrderId())
+		}
+		for _, id := range []string{first.GetOrderId(), other.GetOrderId()} {
+			if slices.Contains(seen, id) {
+				t.Errorf("%s: order id %q returned before", p.name, id)
+			}
+			seen = append(seen, id)
+		}
+	}
+}
+
+// TestRefreshDuringTokenExchange: a backend's 401 makes the gateway refresh
+// the session's access token while the loyalty call's exchange of that same
+// access token is on its way to the provider. The demo provider, like
+// fosite and most providers, revokes the old access token on refresh, so it
+// refuses the exchange (invalid_grant). The session is still good and must
+// survive: the gateway renews the subject token and exchanges again.
+func TestRefreshDuringTokenExchange(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 20*time.Second)
+	refreshed := make(chan struct{})
+	var refreshOnce, exchangeOnce sync.Once
+	gate := func(grant string, serve func()) {
+		switch grant {
+		case "refresh_token":
+			serve()
+			refreshOnce.Do(func() { close(refreshed) })
+			return
+		case "urn:ietf:params:oauth:grant-type:token-exchange":
+			// Hold the first exchange until the refresh is done.
+			exchangeOnce.Do(func() {
+				select {
+				case <-refreshed:
+				case <-ctx.Done():
+				}
+			})
+		}
+		serve()
+	}
+	e, fakes := newFakeBackendEnv(t, withTokenGate(gate))
+	b := e.signedIn("alice")
+	fakes.Profiles.setHook(onlyFor(procGetProfile, refuseFirstToken()))
+	res, err := b.account(rpc{name: "connect binary"}).GetDashboard(ctx, connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+	if err != nil {
+		t.Fatalf("GetDashboard: %v (reason %v)", err, session.ReasonOf(err))
+	}
+	if res.Msg.GetProfile() == nil || len(res.Msg.GetRecentOrders()) != 2 {
+		t.Errorf("dashboard %v", res.Msg)
+	}
+	b.mustSession("alice")
+}
