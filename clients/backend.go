@@ -102,13 +102,17 @@ func New(cfg config.Backend, opts ...Option) (*Backend, error) {
 	default:
 		return nil, fmt.Errorf("backend %q: unknown token policy %q", cfg.Name, cfg.Token)
 	}
-	options := []connect.ClientOption{connect.WithInterceptors(&outbound{
-		backend: cfg.Name,
-		timeout: cfg.Timeout,
-		policy:  policy,
-		breaker: newBreaker(cfg.Name, o.breaker),
-		logger:  o.logger,
-	})}
+	options := []connect.ClientOption{
+		// Backends are near: gzip would cost more CPU than it saves time.
+		connect.WithAcceptCompression("gzip", nil, nil),
+		connect.WithInterceptors(&outbound{
+			backend: cfg.Name,
+			timeout: cfg.Timeout,
+			policy:  policy,
+			breaker: newBreaker(cfg.Name, o.breaker),
+			logger:  o.logger,
+		}),
+	}
 	switch cfg.Protocol {
 	case config.ProtocolConnect, "":
 	case config.ProtocolGRPC:

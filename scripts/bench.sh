@@ -21,7 +21,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log" "$jar"' EXIT
 # --log-level warn hides the "listening" line; find the port from the process.
 for _ in $(seq 1 100); do
-  port=$(ss -ltnp 2>/dev/null | awk -v p="pid=$pid," '$0 ~ p {split($4, a, ":"); print a[length(a)]; exit}')
+  port=$(ss -ltnp 2>/dev/null | awk -v p="pid=$pid," '$0 ~ p {split($4, a, ":"); print a[length(a)]}' | head -1 || true)
   [ -n "${port:-}" ] && break
   sleep 0.1
 done

@@ -19,6 +19,10 @@ import (
 	"github.com/custodian-bff/custodian/internal/requestid"
 )
 
+// compressMinBytes is the smallest answer compressed for clients that
+// accept gzip.
+const compressMinBytes = 4 << 10
+
 // Server is the gateway's listener and the routes it serves.
 type Server struct {
 	logger   *slog.Logger
@@ -53,6 +57,9 @@ func New(opts ...Option) (s *Server, err error) {
 	}()
 	handlerOpts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(int(s.limits.MaxBodyBytes)),
+		// Small answers are sent as they are: compressing them costs more
+		// than it saves.
+		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithRecover(recoverPanic(s.logger)),
 		connect.WithInterceptors(append([]connect.Interceptor{&edgeInterceptor{logger: s.logger}}, o.interceptors...)...),
 	}

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/coreos/go-oidc/v3/oidc"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // authenticator verifies the bearer JWT of every request: its signature
@@ -17,15 +19,25 @@ import (
 type authenticator struct {
 	verifier *oidc.IDTokenVerifier
 	logger   *slog.Logger
+	// verified remembers tokens whose signature was checked, until they
+	// expire, as real services do to spare an RSA verification per call.
+	verified *lru.Cache[string, verifiedToken]
+}
+
+type verifiedToken struct {
+	subject string
+	expiry  time.Time
 }
 
 func newAuthenticator(issuer, jwksURL, audience string, client *http.Client, logger *slog.Logger) *authenticator {
 	// The key set lives as long as the backend, so it gets a background
 	// context that carries only the HTTP client.
 	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), client), jwksURL)
+	verified, _ := lru.New[string, verifiedToken](1024) // fails only for a size <= 0
 	return &authenticator{
 		verifier: oidc.NewVerifier(issuer, keys, &oidc.Config{ClientID: audience}),
 		logger:   logger,
+		verified: verified,
 	}
 }
 
@@ -58,6 +70,9 @@ func (a *authenticator) authenticate(ctx context.Context, header string) (string
 	if token == "" {
 		return "", errors.New("empty bearer token")
 	}
+	if v, ok := a.verified.Get(token); ok && time.Now().Before(v.expiry) {
+		return v.subject, nil
+	}
 	idToken, err := a.verifier.Verify(ctx, token)
 	if err != nil {
 		return "", err
@@ -65,6 +80,7 @@ func (a *authenticator) authenticate(ctx context.Context, header string) (string
 	if idToken.Subject == "" {
 		return "", errors.New("token has no subject")
 	}
+	a.verified.Add(token, verifiedToken{subject: idToken.Subject, expiry: idToken.Expiry})
 	return idToken.Subject, nil
 }
 
