@@ -18,7 +18,8 @@ var errInternal = errors.New("internal error")
 // edgeInterceptor is the outermost interceptor of every service: it logs
 // failed calls with their request id and makes sure only deliberate Connect
 // errors reach the client. Any other error (a wrapped backend error, a bug)
-// becomes CodeInternal with a fixed message, so its text stays in the log.
+// becomes CodeInternal with a fixed message, so its text stays in the log;
+// a backend's Connect error passed on as it came keeps only its code.
 type edgeInterceptor struct {
 	logger *slog.Logger
 }
@@ -51,6 +52,13 @@ func (i *edgeInterceptor) sanitize(ctx context.Context, procedure string, err er
 	id := requestid.FromContext(ctx)
 	var connectErr *connect.Error
 	switch {
+	case errors.As(err, &connectErr) && connect.IsWireError(connectErr):
+		// A backend's own error that a handler passed on: its code may
+		// stay, its message, details and metadata may not.
+		i.logger.LogAttrs(ctx, slog.LevelError, "a backend's error reached the edge unsanitized",
+			slog.String("request_id", id), slog.String("procedure", procedure),
+			slog.String("code", connectErr.Code().String()), slog.String("error", err.Error()))
+		return connect.NewError(connectErr.Code(), errors.New(connectErr.Code().String()))
 	case errors.As(err, &connectErr):
 		i.logger.LogAttrs(ctx, levelFor(connectErr.Code()), "call failed",
 			slog.String("request_id", id), slog.String("procedure", procedure),

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -213,4 +216,68 @@ func TestEdgeErrorsFromInterceptors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEdgeStripsBackendErrors passes a backend's own error (decoded from the
+// wire, with a message, details and metadata) straight back from a handler:
+// the client sees its code and nothing else.
+func TestEdgeStripsBackendErrors(t *testing.T) {
+	t.Parallel()
+	// A "backend" whose error the handler returns as it came.
+	backendMux := http.NewServeMux()
+	backendMux.Handle(storefrontv1connect.NewProductServiceHandler(backendProducts{}))
+	backend := httptest.NewServer(backendMux)
+	t.Cleanup(backend.Close)
+	upstream := storefrontv1connect.NewProductServiceClient(backend.Client(), backend.URL)
+
+	var logs syncBuffer
+	srv, err := server.New(
+		server.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
+			return storefrontv1connect.NewProductServiceHandler(passThrough{upstream}, o...)
+		}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(srv.Handler())
+	t.Cleanup(front.Close)
+	client := storefrontv1connect.NewProductServiceClient(front.Client(), front.URL)
+	_, err = client.GetProduct(t.Context(), connect.NewRequest(&storefrontv1.GetProductRequest{ProductId: "p-1"}))
+	var connectErr *connect.Error
+	if !errors.As(err, &connectErr) || connectErr.Code() != connect.CodeNotFound {
+		t.Fatalf("got %v, want not_found", err)
+	}
+	text := connectErr.Message() + fmt.Sprint(connectErr.Meta()) + fmt.Sprint(len(connectErr.Details()))
+	if strings.Contains(text, "secret-db-7") || strings.Contains(text, "X-Backend-Host") || len(connectErr.Details()) != 0 {
+		t.Fatalf("backend internals reached the client: %q", text)
+	}
+	if !strings.Contains(logs.String(), "secret-db-7") {
+		t.Error("the backend's error is not in the log")
+	}
+}
+
+type backendProducts struct {
+	storefrontv1connect.UnimplementedProductServiceHandler
+}
+
+func (backendProducts) GetProduct(context.Context, *connect.Request[storefrontv1.GetProductRequest]) (*connect.Response[storefrontv1.GetProductResponse], error) {
+	err := connect.NewError(connect.CodeNotFound, errors.New("no row in secret-db-7.acme.internal"))
+	err.Meta().Set("X-Backend-Host", "secret-db-7.acme.internal")
+	if d, derr := connect.NewErrorDetail(&storefrontv1.Product{Name: "secret-db-7"}); derr == nil {
+		err.AddDetail(d)
+	}
+	return nil, err
+}
+
+type passThrough struct {
+	upstream storefrontv1connect.ProductServiceClient
+}
+
+func (p passThrough) ListProducts(ctx context.Context, req *connect.Request[storefrontv1.ListProductsRequest]) (*connect.Response[storefrontv1.ListProductsResponse], error) {
+	return p.upstream.ListProducts(ctx, req)
+}
+
+func (p passThrough) GetProduct(ctx context.Context, req *connect.Request[storefrontv1.GetProductRequest]) (*connect.Response[storefrontv1.GetProductResponse], error) {
+	return p.upstream.GetProduct(ctx, connect.NewRequest(req.Msg))
 }
