@@ -28,6 +28,7 @@ type options struct {
 	services     []ServiceFunc
 	routes       []route
 	interceptors []connect.Interceptor
+	middleware   []func(http.Handler) http.Handler
 }
 
 type route struct {
@@ -72,4 +73,15 @@ func WithHandler(pattern string, handler http.Handler) Option {
 // error-sanitizing interceptor. Default: none.
 func WithInterceptors(interceptors ...connect.Interceptor) Option {
 	return optionFunc(func(o *options) { o.interceptors = append(o.interceptors, interceptors...) })
+}
+
+// WithMiddleware wraps every route (RPCs and plain routes) in mw, inside
+// the request-id middleware. Given several times, the first is outermost.
+// A nil mw is skipped.
+func WithMiddleware(mw func(http.Handler) http.Handler) Option {
+	return optionFunc(func(o *options) {
+		if mw != nil {
+			o.middleware = append(o.middleware, mw)
+		}
+	})
 }

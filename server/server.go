@@ -55,14 +55,14 @@ func New(opts ...Option) (s *Server, err error) {
 			s, err = nil, fmt.Errorf("server: %v", p)
 		}
 	}()
-	handlerOpts := []connect.HandlerOption{
+	handlerOpts := append(codecs(),
 		connect.WithReadMaxBytes(int(s.limits.MaxBodyBytes)),
 		// Small answers are sent as they are: compressing them costs more
 		// than it saves.
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithRecover(recoverPanic(s.logger)),
 		connect.WithInterceptors(append([]connect.Interceptor{&edgeInterceptor{logger: s.logger}}, o.interceptors...)...),
-	}
+	)
 	mux := http.NewServeMux()
 	for _, build := range o.services {
 		path, h := build(handlerOpts...)
@@ -79,7 +79,11 @@ func New(opts ...Option) (s *Server, err error) {
 	for _, r := range o.routes {
 		mux.Handle(r.pattern, http.MaxBytesHandler(r.handler, s.limits.MaxBodyBytes))
 	}
-	s.handler = requestid.Middleware(mux)
+	var h http.Handler = mux
+	for i := len(o.middleware) - 1; i >= 0; i-- {
+		h = o.middleware[i](h)
+	}
+	s.handler = requestid.Middleware(h)
 	return s, nil
 }
 

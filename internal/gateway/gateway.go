@@ -27,6 +27,7 @@ import (
 	"github.com/custodian-bff/custodian/server"
 	"github.com/custodian-bff/custodian/server/config"
 	"github.com/custodian-bff/custodian/server/login"
+	"github.com/custodian-bff/custodian/server/security"
 	"github.com/custodian-bff/custodian/server/session"
 )
 
@@ -130,8 +131,11 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		session.WithRefreshSkew(cfg.Session.RefreshSkew),
 		session.WithLoginURL(publicURL+login.LoginPath),
 	)
+	origins := security.NewOrigins(publicURL, cfg.CORS.AllowedOrigins)
+	guard := security.NewGuard(sessions.CookieName(), origins)
 	flow := login.NewFlow(login.Config{
 		PublicURL:              publicURL,
+		Guard:                  guard,
 		AppRedirectPath:        cfg.OIDC.AppRedirectPath,
 		PostLogoutRedirectPath: cfg.OIDC.PostLogoutRedirectPath,
 	}, provider, sessions, keys, login.WithLogger(logger), login.WithClock(o.now))
@@ -163,7 +167,9 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 			MaxConcurrentStreams: cfg.Server.MaxConcurrentStreams,
 			ShutdownTimeout:      cfg.Server.ShutdownTimeout,
 		}),
-		server.WithInterceptors(tracecontext.Server(o.tracer), sessions.Interceptor()),
+		server.WithMiddleware(security.Headers(sessions.CookieName(), cfg.TLS != nil)),
+		server.WithMiddleware(security.CORS(cfg.CORS.AllowedOrigins, int(cfg.CORS.MaxAge.Seconds()))),
+		server.WithInterceptors(guard.Interceptor(), tracecontext.Server(o.tracer), sessions.Interceptor()),
 		server.WithHandler("/auth/", flow.Handler()),
 		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
 			return custodianv1connect.NewSessionServiceHandler(session.NewService(publicURL+login.LogoutPath), o...)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/custodian-bff/custodian/internal/keyring"
 	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/server/security"
 	"github.com/custodian-bff/custodian/server/session"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	// PostLogoutRedirectPath is where the provider sends the browser after
 	// logout. Default "/".
 	PostLogoutRedirectPath string
+	// Guard refuses cross-site POSTs to the logout route. Default: only the
+	// public URL's origin (or none) may post.
+	Guard *security.Guard
 }
 
 // Flow serves the login routes and custodian.v1.AuthService.
@@ -77,6 +81,9 @@ func NewFlow(cfg Config, provider *Provider, sessions *session.Manager, keys *ke
 	}
 	if cfg.PostLogoutRedirectPath == "" {
 		cfg.PostLogoutRedirectPath = "/"
+	}
+	if cfg.Guard == nil {
+		cfg.Guard = security.NewGuard(sessions.CookieName(), security.NewOrigins(cfg.PublicURL, nil))
 	}
 	f := &Flow{
 		cfg:      cfg,

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/server/security"
 	"github.com/custodian-bff/custodian/server/session"
 )
 
 // CSRFHeader must be sent, with value "1", on POST /auth/logout. A page on
 // another site cannot send a custom header without a CORS preflight, which
 // the gateway does not grant it.
-const CSRFHeader = "X-CSRF"
+const CSRFHeader = security.CSRFHeader
 
 // logout ends s here, revokes its refresh token at the provider and returns
 // where the browser goes next: the provider's end-session endpoint, or the
@@ -59,7 +60,7 @@ func (f *Flow) logout(ctx context.Context, s *session.Session) string {
 // serveLogoutPost is logout for scripts: POST with the CSRF header, from the
 // gateway's own origin when the browser says where it comes from.
 func (f *Flow) serveLogoutPost(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get(CSRFHeader) != "1" || !f.sameOrigin(r) {
+	if r.Header.Get(CSRFHeader) != "1" || !f.cfg.Guard.OriginAllowed(r.Header) {
 		f.page(w, r, http.StatusForbidden, pageForbidden, "")
 		return
 	}
@@ -93,11 +94,4 @@ func (f *Flow) serveLogout(w http.ResponseWriter, r *http.Request, allowed func(
 	http.SetCookie(w, f.sessions.ClearCookie())
 	noStore(w)
 	http.Redirect(w, r, next, http.StatusSeeOther)
-}
-
-// sameOrigin reports whether a request without an Origin header, or with
-// the gateway's own, may act. Scripts of other origins are refused.
-func (f *Flow) sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	return origin == "" || origin == f.cfg.PublicURL
 }
