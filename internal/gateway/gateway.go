@@ -167,8 +167,11 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 			MaxConcurrentStreams: cfg.Server.MaxConcurrentStreams,
 			ShutdownTimeout:      cfg.Server.ShutdownTimeout,
 		}),
+		// Headers and CORS first, so that even a rate-limit refusal carries
+		// them and a cross-origin script can read its Retry-After.
 		server.WithMiddleware(security.Headers(sessions.CookieName(), cfg.TLS != nil)),
 		server.WithMiddleware(security.CORS(cfg.CORS.AllowedOrigins, int(cfg.CORS.MaxAge.Seconds()))),
+		server.WithMiddleware(newRateLimiter(cfg, logger).Middleware),
 		server.WithInterceptors(guard.Interceptor(), tracecontext.Server(o.tracer), sessions.Interceptor()),
 		server.WithHandler("/auth/", flow.Handler()),
 		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {

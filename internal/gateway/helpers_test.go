@@ -207,6 +207,7 @@ func newDemoEnv(t testing.TB, opts ...envOption) *env {
 	}
 	e.world = world
 	e.tokens.gate = c.tokenGate
+	noRateLimits(world.Config)
 	for _, f := range c.configure {
 		f(world.Config)
 	}
@@ -241,6 +242,7 @@ func newFakeEnv(t *testing.T, op *fakeOP, opts ...envOption) *env {
 		Backends:  []config.Backend{{Name: "none", URL: "http://127.0.0.1:9", Token: config.TokenNone}},
 	}
 	cfg.ApplyDefaults()
+	noRateLimits(cfg)
 	for _, f := range c.configure {
 		f(cfg)
 	}
@@ -251,6 +253,13 @@ func newFakeEnv(t *testing.T, op *fakeOP, opts ...envOption) *env {
 	e.cfg = cfg
 	e.serve(ln, nil)
 	return e
+}
+
+// noRateLimits turns the rate limits off: every browser of a test comes
+// from 127.0.0.1, and the demo provider is served on the gateway's own
+// listener. Tests of the limits turn them back on with withConfig.
+func noRateLimits(cfg *config.Config) {
+	cfg.RateLimits = config.RateLimits{PerIP: &config.RateLimit{}, PerSession: &config.RateLimit{}, Login: &config.RateLimit{}}
 }
 
 func (e *env) serve(ln net.Listener, opts []server.Option, closers ...func()) {

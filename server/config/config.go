@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -88,6 +89,8 @@ type Config struct {
 	// Backends are the services calls are forwarded to. At least one is
 	// required.
 	Backends []Backend `yaml:"backends"`
+	// RateLimits bounds how fast clients may call the gateway.
+	RateLimits RateLimits `yaml:"rate_limits"`
 }
 
 // TLS names the certificate and key the gateway serves HTTPS with. Relative
@@ -118,8 +121,21 @@ type Server struct {
 	// ShutdownTimeout bounds a graceful shutdown. Default 20s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// TrustedProxies are the CIDR prefixes (such as 10.0.0.0/8) whose
-	// X-Forwarded-For headers are believed. Default none.
+	// X-Forwarded-For and Forwarded headers are believed when finding the
+	// client address for rate limits. Default none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// TrustedPrefixes returns TrustedProxies parsed. Entries that do not parse
+// are left out; [Config.Validate] reports them.
+func (s *Server) TrustedPrefixes() []netip.Prefix {
+	prefixes := make([]netip.Prefix, 0, len(s.TrustedProxies))
+	for _, cidr := range s.TrustedProxies {
+		if p, err := netip.ParsePrefix(cidr); err == nil {
+			prefixes = append(prefixes, p.Masked())
+		}
+	}
+	return prefixes
 }
 
 // OIDC describes the OpenID Connect provider and the gateway's client
@@ -192,6 +208,36 @@ type CORS struct {
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// MaxAge is how long browsers may cache a preflight answer. Default 2h.
 	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// RateLimits are token buckets that bound how fast clients may call the
+// gateway, kept in memory by each gateway instance. Unlike other fields, a
+// limit that is present but zero is not defaulted: it is turned off. Only
+// an absent (nil) limit takes its default.
+type RateLimits struct {
+	// PerIP applies to every request, per client address (behind
+	// Server.TrustedProxies, the address they forward). Default 100 a
+	// second, burst 200.
+	PerIP *RateLimit `yaml:"per_ip"`
+	// PerSession applies to requests carrying the session cookie, per
+	// cookie. Default 50 a second, burst 100.
+	PerSession *RateLimit `yaml:"per_session"`
+	// Login applies, in addition, to the login routes, per client
+	// address. Default 1 a second, burst 10.
+	Login *RateLimit `yaml:"login"`
+	// Methods adds a bucket for a procedure ("/pkg.Service/Method"), per
+	// session, or per client address for calls without one. Default none.
+	Methods map[string]RateLimit `yaml:"methods"`
+}
+
+// RateLimit is a token bucket: Rate requests a second on average, Burst at
+// once. A Rate of 0 turns it off.
+type RateLimit struct {
+	// Rate is the sustained rate, per second; 0 to 100000.
+	Rate float64 `yaml:"rate"`
+	// Burst is how many requests may come at once; 1 to 100000 when Rate
+	// is positive, unset when it is 0.
+	Burst int `yaml:"burst"`
 }
 
 // Backend is a service the gateway forwards calls to.

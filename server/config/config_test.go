@@ -3,7 +3,9 @@ package config_test
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -44,6 +46,9 @@ func TestLoadExample(t *testing.T) {
 	wantTokens := []string{config.TokenUser, config.TokenExchange, config.TokenNone, config.TokenClient}
 	if !reflect.DeepEqual(tokens, wantTokens) {
 		t.Errorf("tokens %v, want %v", tokens, wantTokens)
+	}
+	if got := cfg.RateLimits.Methods["/acme.storefront.v1.AccountService/GetDashboard"]; got != (config.RateLimit{Rate: 2, Burst: 5}) {
+		t.Errorf("GetDashboard rate limit %+v, want {2 5}", got)
 	}
 	if got := cfg.Backends[3].Timeout; got != 2*time.Second {
 		t.Errorf("loyalty timeout %v, want the 2s default", got)
@@ -88,6 +93,11 @@ func TestParseDefaults(t *testing.T) {
 			RefreshSkew:     60 * time.Second,
 		}},
 		{"cors", cfg.CORS, config.CORS{MaxAge: 2 * time.Hour}},
+		{"rate_limits", cfg.RateLimits, config.RateLimits{
+			PerIP:      &config.RateLimit{Rate: 100, Burst: 200},
+			PerSession: &config.RateLimit{Rate: 50, Burst: 100},
+			Login:      &config.RateLimit{Rate: 1, Burst: 10},
+		}},
 		{"backends", cfg.Backends, []config.Backend{{
 			Name:     "profiles",
 			URL:      "http://profiles:8080",
@@ -117,6 +127,70 @@ func TestApplyDefaultsKeepsSetValues(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg.OIDC.Scopes, []string{"openid", "profile"}) {
 		t.Errorf("scopes %v: the configured ones were replaced", cfg.OIDC.Scopes)
+	}
+}
+
+func TestRateLimitsDefaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		yaml string // appended to minimalYAML
+		want config.RateLimits
+	}{
+		{
+			name: "absent block takes every default",
+			want: config.RateLimits{PerIP: &config.RateLimit{Rate: 100, Burst: 200}, PerSession: &config.RateLimit{Rate: 50, Burst: 100}, Login: &config.RateLimit{Rate: 1, Burst: 10}},
+		},
+		{
+			name: "a limit written as zero is off, not defaulted",
+			yaml: "rate_limits:\n  per_ip: {rate: 0}\n  per_session: {}\n",
+			want: config.RateLimits{PerIP: &config.RateLimit{}, PerSession: &config.RateLimit{}, Login: &config.RateLimit{Rate: 1, Burst: 10}},
+		},
+		{
+			name: "set values and methods are kept",
+			yaml: "rate_limits:\n  login: {rate: 0.5, burst: 3}\n  methods:\n    /acme.storefront.v1.ProductService/ListProducts: {rate: 5, burst: 10}\n",
+			want: config.RateLimits{
+				PerIP: &config.RateLimit{Rate: 100, Burst: 200}, PerSession: &config.RateLimit{Rate: 50, Burst: 100}, Login: &config.RateLimit{Rate: 0.5, Burst: 3},
+				Methods: map[string]config.RateLimit{"/acme.storefront.v1.ProductService/ListProducts": {Rate: 5, Burst: 10}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Parse([]byte(minimalYAML+tt.yaml), "", envFunc(testEnv()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.RateLimits, tt.want) {
+				t.Errorf("rate_limits %s, want %s", fmtLimits(cfg.RateLimits), fmtLimits(tt.want))
+			}
+		})
+	}
+	// Defaults are copies: changing one config's limit leaves the next alone.
+	var a, b config.Config
+	a.ApplyDefaults()
+	a.RateLimits.PerIP.Rate = 1
+	b.ApplyDefaults()
+	if b.RateLimits.PerIP.Rate != 100 {
+		t.Errorf("defaults are shared between configs: per_ip rate %v", b.RateLimits.PerIP.Rate)
+	}
+}
+
+func fmtLimits(r config.RateLimits) string {
+	return fmt.Sprintf("{per_ip %+v, per_session %+v, login %+v, methods %v}", r.PerIP, r.PerSession, r.Login, r.Methods)
+}
+
+func TestTrustedPrefixes(t *testing.T) {
+	t.Parallel()
+	s := config.Server{TrustedProxies: []string{"10.0.0.0/8", "fd00::/8", "192.0.2.1/32", "not-a-prefix"}}
+	got := s.TrustedPrefixes()
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("192.0.2.1/32")}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("TrustedPrefixes = %v, want %v", got, want)
+	}
+	if got := (&config.Server{}).TrustedPrefixes(); len(got) != 0 {
+		t.Errorf("no trusted proxies: TrustedPrefixes = %v, want none", got)
 	}
 }
 

@@ -27,6 +27,13 @@ const (
 	defaultBackendTimeout         = 2 * time.Second
 )
 
+// Default rate limits, taken by rate_limits entries that are absent.
+var (
+	defaultPerIPLimit      = RateLimit{Rate: 100, Burst: 200}
+	defaultPerSessionLimit = RateLimit{Rate: 50, Burst: 100}
+	defaultLoginLimit      = RateLimit{Rate: 1, Burst: 10}
+)
+
 // defaultScopes returns a new slice each time, so configs never share one.
 func defaultScopes() []string {
 	return []string{"openid", "profile", "email", "offline_access"}
@@ -35,7 +42,8 @@ func defaultScopes() []string {
 // ApplyDefaults sets every empty or zero field that has a default to that
 // default, and drops a trailing "/" from PublicURL and CORS origins, which
 // are origins. [Load] and [Parse] call it; call it on a Config built in code
-// before [Config.Validate]. Server.WriteTimeout defaults to 0 (no timeout).
+// before [Config.Validate]. Server.WriteTimeout defaults to 0 (no timeout);
+// rate limits are defaulted only when nil, since a zero one is turned off.
 func (c *Config) ApplyDefaults() {
 	setDefault(&c.Listen, defaultListen)
 	c.PublicURL = trimOriginSlash(c.PublicURL)
@@ -75,6 +83,20 @@ func (c *Config) ApplyDefaults() {
 		setDefault(&b.Protocol, ProtocolConnect)
 		setDefault(&b.Token, TokenUser)
 		setDefault(&b.Timeout, defaultBackendTimeout)
+	}
+
+	// A rate limit written as zero turns the limit off, so only absent
+	// ones are defaulted.
+	rl := &c.RateLimits
+	setDefaultLimit(&rl.PerIP, defaultPerIPLimit)
+	setDefaultLimit(&rl.PerSession, defaultPerSessionLimit)
+	setDefaultLimit(&rl.Login, defaultLoginLimit)
+}
+
+// setDefaultLimit points an absent limit at a copy of value.
+func setDefaultLimit(field **RateLimit, value RateLimit) {
+	if *field == nil {
+		*field = &value
 	}
 }
 

@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +26,8 @@ const (
 	minBackendTimeout       = time.Millisecond
 	maxBackendTimeout       = 5 * time.Minute
 	maxBackendNameLen       = 32
+	maxRateLimitRate        = 100000
+	maxRateLimitBurst       = 100000
 	localHTTPHint           = "http is allowed only for localhost, 127.0.0.1 and [::1]"
 	secureCookiePrefixHint  = "https, or http on localhost, 127.0.0.1 or [::1], which browsers treat as secure"
 	maxQuotedValueLen       = 200
@@ -61,6 +65,7 @@ func (c *Config) validate(reported secretProblems) []error {
 	c.Session.validate(&p, reported, publicURL)
 	c.CORS.validate(&p)
 	validateBackends(&p, c.Backends)
+	c.RateLimits.validate(&p)
 	return p
 }
 
@@ -342,6 +347,75 @@ func validateBackends(p *problems, backends []Backend) {
 			p.addf(path+".timeout", "%v is not between %v and %v", b.Timeout, minBackendTimeout, maxBackendTimeout)
 		}
 	}
+}
+
+func (r *RateLimits) validate(p *problems) {
+	validateRateLimit(p, "rate_limits.per_ip", r.PerIP)
+	validateRateLimit(p, "rate_limits.per_session", r.PerSession)
+	validateRateLimit(p, "rate_limits.login", r.Login)
+	for _, procedure := range slices.Sorted(maps.Keys(r.Methods)) {
+		path := fmt.Sprintf("rate_limits.methods[%s]", quote(procedure))
+		if !isProcedure(procedure) {
+			p.addf(path, "%s is not a procedure such as \"/acme.storefront.v1.ProductService/ListProducts\"", quote(procedure))
+		}
+		limit := r.Methods[procedure]
+		validateRateLimit(p, path, &limit)
+	}
+}
+
+// validateRateLimit checks one limit; nil is a limit left to its default.
+func validateRateLimit(p *problems, path string, l *RateLimit) {
+	if l == nil {
+		return
+	}
+	if !(l.Rate >= 0 && l.Rate <= maxRateLimitRate) { // also refuses NaN
+		p.addf(path+".rate", "%v is not between 0 (off) and %d requests a second", l.Rate, maxRateLimitRate)
+		return
+	}
+	if l.Rate == 0 {
+		if l.Burst != 0 {
+			p.addf(path+".burst", "%d is set, but rate 0 turns this limit off; set a rate or remove burst", l.Burst)
+		}
+		return
+	}
+	if l.Burst < 1 || l.Burst > maxRateLimitBurst {
+		p.addf(path+".burst", "%d is not between 1 and %d; a positive rate needs a burst", l.Burst, maxRateLimitBurst)
+	}
+}
+
+// isProcedure reports whether s names a procedure as it appears in a
+// Connect or gRPC path: "/" package-qualified service "/" method, each part
+// an identifier.
+func isProcedure(s string) bool {
+	rest, ok := strings.CutPrefix(s, "/")
+	if !ok {
+		return false
+	}
+	service, method, ok := strings.Cut(rest, "/")
+	if !ok || !isIdentifier(method) || !strings.Contains(service, ".") {
+		return false
+	}
+	for part := range strings.SplitSeq(service, ".") {
+		if !isIdentifier(part) {
+			return false
+		}
+	}
+	return true
+}
+
+// isIdentifier reports whether s is a protobuf identifier:
+// [A-Za-z_][A-Za-z0-9_]*.
+func isIdentifier(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // parseOrigin parses an origin (scheme://host[:port], http or https, lower

@@ -33,6 +33,9 @@ func TestValidationRules(t *testing.T) {
 			old2: "https://app.example.com", new2: "http://localhost:3000"},
 		{name: "__Host- name on http 127.0.0.1", old: "https://app.example.com", new: "http://127.0.0.1:3000"},
 		{name: "ipv6 trusted proxy", old: "[10.0.0.0/8]", new: "[10.0.0.0/8, \"fd00::/8\", 192.168.1.1/32]"},
+		{name: "rate limits", append: rateLimitsYAML},
+		{name: "rate limits off", append: "rate_limits:\n  per_ip: {rate: 0}\n  per_session: {}\n  login: {rate: 0}\n"},
+		{name: "fractional and maximal rates", append: "rate_limits:\n  login: {rate: 0.01, burst: 1}\n  per_ip: {rate: 100000, burst: 100000}\n"},
 
 		// Decoding.
 		{name: "unknown field", old: "  read_timeout: 30s", new: "  read_timeout: 30s\n  read_timout: 5s",
@@ -148,6 +151,32 @@ func TestValidationRules(t *testing.T) {
 		{name: "max_age too long", old: "max_age: 2h", new: "max_age: 48h",
 			wantErr: []string{"cors.max_age: 48h0m0s is not between 1s and 24h0m0s"}},
 
+		// rate_limits.
+		{name: "negative rate", append: "rate_limits:\n  per_ip: {rate: -1, burst: 10}\n",
+			wantErr: []string{"rate_limits.per_ip.rate: -1 is not between 0 (off) and 100000 requests a second"}},
+		{name: "rate too high", append: "rate_limits:\n  per_session: {rate: 1e6, burst: 10}\n",
+			wantErr: []string{"rate_limits.per_session.rate: 1e+06 is not between 0 (off) and 100000"}},
+		{name: "rate not a number", append: "rate_limits:\n  login: {rate: .nan, burst: 10}\n",
+			wantErr: []string{"rate_limits.login.rate: NaN is not between"}},
+		{name: "positive rate without burst", append: "rate_limits:\n  login: {rate: 2}\n",
+			wantErr: []string{"rate_limits.login.burst: 0 is not between 1 and 100000; a positive rate needs a burst"}},
+		{name: "burst too large", append: "rate_limits:\n  per_ip: {rate: 10, burst: 200000}\n",
+			wantErr: []string{"rate_limits.per_ip.burst: 200000 is not between 1 and 100000"}},
+		{name: "burst without rate", append: "rate_limits:\n  per_ip: {burst: 500}\n",
+			wantErr: []string{"rate_limits.per_ip.burst: 500 is set, but rate 0 turns this limit off"}},
+		{name: "method without a service package", append: "rate_limits:\n  methods:\n    /Service/Method: {rate: 1, burst: 1}\n",
+			wantErr: []string{`rate_limits.methods["/Service/Method"]: "/Service/Method" is not a procedure such as`}},
+		{name: "method without a leading slash", append: "rate_limits:\n  methods:\n    acme.v1.S/M: {rate: 1, burst: 1}\n",
+			wantErr: []string{`rate_limits.methods["acme.v1.S/M"]: "acme.v1.S/M" is not a procedure`}},
+		{name: "method with an extra segment", append: "rate_limits:\n  methods:\n    /acme.v1.S/M/x: {rate: 1, burst: 1}\n",
+			wantErr: []string{`rate_limits.methods["/acme.v1.S/M/x"]: `}},
+		{name: "method with an empty package part", append: "rate_limits:\n  methods:\n    /acme..S/M: {rate: 1, burst: 1}\n",
+			wantErr: []string{`rate_limits.methods["/acme..S/M"]: `}},
+		{name: "method limit without burst", append: "rate_limits:\n  methods:\n    /acme.v1.S/M: {rate: 1}\n",
+			wantErr: []string{`rate_limits.methods["/acme.v1.S/M"].burst: 0 is not between 1 and 100000`}},
+		{name: "unknown field in a rate limit", append: "rate_limits:\n  per_ip: {rate: 1, burst: 1, period: 1s}\n",
+			wantErr: []string{"rate_limits.per_ip.period: line ", "unknown field"}},
+
 		// backends.
 		{name: "empty backends", old: fullYAML[strings.Index(fullYAML, "backends:"):], new: "backends: []\n",
 			wantErr: []string{"backends: at least one backend is required"}},
@@ -196,6 +225,16 @@ func TestValidationRules(t *testing.T) {
 		})
 	}
 }
+
+// rateLimitsYAML is a valid rate_limits block that sets every field.
+const rateLimitsYAML = `rate_limits:
+  per_ip: {rate: 20, burst: 40}
+  per_session: {rate: 10, burst: 20}
+  login: {rate: 0.2, burst: 5}
+  methods:
+    /acme.storefront.v1.ProductService/ListProducts: {rate: 5, burst: 10}
+    /custodian.v1.AuthService/FinishLogin: {rate: 0}
+`
 
 func TestSeveralProblemsReportedTogether(t *testing.T) {
 	t.Parallel()

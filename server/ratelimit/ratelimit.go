@@ -1,0 +1,193 @@
+// Package ratelimit bounds how fast clients may call the gateway: token
+// buckets per client address, per session, for the login routes and per
+// procedure, applied by an HTTP middleware in front of every route. A
+// refused request is answered in the caller's protocol (Connect, gRPC,
+// gRPC-Web or plain HTTP) with a Retry-After.
+//
+// The client address is found by [ClientIP], which believes forwarding
+// headers only from trusted proxies. Buckets live in memory, per gateway
+// instance, in LRUs of bounded size.
+package ratelimit
+
+import (
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/custodian-bff/custodian/internal/requestid"
+)
+
+// isLoginPath reports whether path is a login route. Starting and finishing
+// a login costs a round trip to the OpenID provider, and is what a
+// credential-stuffing or state-flooding client hammers, so these routes
+// have a stricter bucket of their own, whatever the HTTP method.
+func isLoginPath(path string) bool {
+	switch path {
+	case "/auth/login", "/auth/callback",
+		"/custodian.v1.AuthService/StartLogin", "/custodian.v1.AuthService/FinishLogin":
+		return true
+	}
+	return false
+}
+
+// healthServicePrefix is the gRPC health service, which load balancers
+// call, like /healthz and /readyz.
+const healthServicePrefix = "/grpc.health.v1.Health/"
+
+// Config says which buckets apply. A zero Limit turns its bucket off.
+type Config struct {
+	// PerIP applies to every request, per client address (IPv6 addresses
+	// per /64, which one subscriber usually holds whole).
+	PerIP Limit
+	// PerSession applies to requests carrying the session cookie, per
+	// cookie value, whatever it is: an invalid cookie costs as much to
+	// turn away.
+	PerSession Limit
+	// Login applies to the login routes (/auth/login, /auth/callback,
+	// custodian.v1.AuthService StartLogin and FinishLogin), per client
+	// address, in addition to the others.
+	Login Limit
+	// Methods adds a bucket for one procedure ("/pkg.Service/Method"), per
+	// session, or per client address for calls without a session.
+	Methods map[string]Limit
+}
+
+// Limiter applies a Config to requests. It is safe for concurrent use.
+type Limiter struct {
+	logger     *slog.Logger
+	now        func() time.Time
+	cookieName string
+	trusted    []netip.Prefix
+
+	perIP      *Buckets
+	perSession *Buckets
+	login      *Buckets
+	methods    map[string]*Buckets
+}
+
+// New returns a Limiter for cfg. cookieName is the session cookie's name;
+// trusted are the proxies whose forwarding headers are believed (see
+// [ClientIP]).
+func New(cfg Config, cookieName string, trusted []netip.Prefix, opts ...Option) *Limiter {
+	o := options{logger: slog.New(slog.DiscardHandler), now: time.Now, capacity: DefaultCapacity}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	l := &Limiter{
+		logger:     o.logger,
+		now:        o.now,
+		cookieName: cookieName,
+		trusted:    append([]netip.Prefix(nil), trusted...),
+		perIP:      NewBuckets(cfg.PerIP, o.capacity, o.now),
+		perSession: NewBuckets(cfg.PerSession, o.capacity, o.now),
+		login:      NewBuckets(cfg.Login, o.capacity, o.now),
+		methods:    make(map[string]*Buckets, len(cfg.Methods)),
+	}
+	for procedure, limit := range cfg.Methods {
+		if b := NewBuckets(limit, o.capacity, o.now); b != nil {
+			l.methods[procedure] = b
+		}
+	}
+	return l
+}
+
+// Middleware refuses requests over a limit, before they reach next, and
+// stores the client address in the context of those it lets through (see
+// [FromContext]). Health checks (/healthz, /readyz, grpc.health.v1.Health)
+// are never limited: load balancers must not be refused. Put it inside
+// the request-id middleware, so refusals are logged with an id.
+func (l *Limiter) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := FromContext(r.Context())
+		if !ip.IsValid() {
+			ip = ClientIP(r, l.trusted)
+			r = r.WithContext(NewContext(r.Context(), ip))
+		}
+		path := r.URL.Path
+		if path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, healthServicePrefix) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if ok, retryAfter, bucket := l.allow(r, ip); !ok {
+			l.logger.LogAttrs(r.Context(), slog.LevelDebug, "request refused by rate limit",
+				slog.String("request_id", requestid.FromContext(r.Context())),
+				slog.String("client_ip", ip.String()),
+				slog.String("path", path),
+				slog.String("limit", bucket),
+				slog.Duration("retry_after", retryAfter))
+			writeRefusal(w, r, retryAfter)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allow takes a token from each bucket that applies to r, or from none, and
+// names the bucket that refused.
+func (l *Limiter) allow(r *http.Request, ip netip.Addr) (ok bool, retryAfter time.Duration, refusedBy string) {
+	var (
+		buckets [4]*rate.Limiter
+		names   [4]string
+		n       int
+	)
+	add := func(name string, b *Buckets, key string) {
+		if b != nil {
+			buckets[n], names[n] = b.bucket(key), name
+			n++
+		}
+	}
+	ipKey := addrKey(ip)
+	sessionKey, hasSession := l.sessionKey(r)
+	add("per_ip", l.perIP, ipKey)
+	if hasSession {
+		add("per_session", l.perSession, sessionKey)
+	}
+	path := r.URL.Path
+	if isLoginPath(path) {
+		add("login", l.login, ipKey)
+	}
+	if b := l.methods[path]; b != nil {
+		if hasSession {
+			add("method", b, "session "+sessionKey)
+		} else {
+			add("method", b, "ip "+ipKey)
+		}
+	}
+	ok, retryAfter, i := take(l.now(), buckets[:n])
+	if !ok {
+		return false, retryAfter, names[i]
+	}
+	return true, 0, ""
+}
+
+// sessionKey returns a digest of the request's first non-empty session
+// cookie: the limiter keeps no session ids, which are bearer credentials.
+func (l *Limiter) sessionKey(r *http.Request) (string, bool) {
+	if l.cookieName == "" {
+		return "", false
+	}
+	for _, c := range r.CookiesNamed(l.cookieName) {
+		if c.Value != "" {
+			sum := sha256.Sum256([]byte(c.Value))
+			return string(sum[:]), true
+		}
+	}
+	return "", false
+}
+
+// addrKey is the per-address key: the address itself for IPv4, its /64
+// for IPv6, since one subscriber is routinely given a whole /64 and could
+// otherwise take a fresh bucket for every request.
+func addrKey(ip netip.Addr) string {
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
+}
