@@ -35,18 +35,6 @@ func (o Origins) Allowed(header http.Header) bool {
 	return len(values) == 1 && o.allowed[values[0]]
 }
 
-// List returns the allowed origins other than the gateway's own, for CORS.
-func (o Origins) List(publicURL string) []string {
-	own := origin(publicURL)
-	var list []string
-	for k := range o.allowed {
-		if k != own {
-			list = append(list, k)
-		}
-	}
-	return list
-}
-
 // origin normalises a URL's scheme://host[:port] the way browsers send it.
 func origin(u string) string {
 	u = strings.TrimRight(u, "/")
