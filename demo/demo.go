@@ -112,6 +112,15 @@ func Start(ctx context.Context, publicURL, listenURL string, opts ...Option) (*W
 			ClientSecret: secret,
 		},
 		Session: config.Session{Keys: [][]byte{key}},
+		// Every demo user, the browser tests and the load tests of
+		// scripts/bench.sh come from 127.0.0.1: the limits are set high so
+		// one machine can play many users. Real configurations keep the
+		// defaults (docs/config.md).
+		RateLimits: config.RateLimits{
+			PerIP:      &config.RateLimit{Rate: 100000, Burst: 100000},
+			PerSession: &config.RateLimit{Rate: 100000, Burst: 100000},
+			Login:      &config.RateLimit{Rate: 100, Burst: 200},
+		},
 		Backends: []config.Backend{
 			// Each protocol is used once so the demo exercises all three.
 			{Name: "profiles", URL: set.Profiles.URL(), Protocol: config.ProtocolConnect, Token: config.TokenUser, Audience: "acme-profiles"},
