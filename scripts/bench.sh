@@ -16,16 +16,17 @@ mkdir -p .build
 go build -o .build/custodian ./cmd/custodian
 log=$(mktemp)
 jar=$(mktemp)
-.build/custodian --addr 127.0.0.1:0 --log-json --log-level warn 2>"$log" &
+.build/custodian --addr 127.0.0.1:0 --log-json 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log" "$jar"' EXIT
-# --log-level warn hides the "listening" line; find the port from the process.
+# The gateway logs where it listens once it is ready.
+port=""
 for _ in $(seq 1 100); do
-  port=$(ss -ltnp 2>/dev/null | awk -v p="pid=$pid," '$0 ~ p {split($4, a, ":"); print a[length(a)]}' | head -1 || true)
-  [ -n "${port:-}" ] && break
+  port=$(sed -n 's/.*"msg":"custodian is listening".*"listen":"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$log" | head -1)
+  [ -n "$port" ] && break
   sleep 0.1
 done
-[ -n "${port:-}" ] || { echo "the gateway did not start" >&2; cat "$log" >&2; exit 1; }
+[ -n "$port" ] || { echo "the gateway did not start" >&2; cat "$log" >&2; exit 1; }
 base="http://localhost:$port"
 auth=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "$base/auth/login?return_to=/")
 callback=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' -d 'username=alice&password=demo' "$auth")
@@ -42,7 +43,7 @@ run() {
     awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF}
          END {printf "%10s req/s   p50 %8s   p99 %8s   non-2xx %s\n", rps, p50, p99, (bad == "" ? 0 : bad)}'
 }
-session=(-H "Cookie: __Host-custodian=$cookie")
+session=(-H "Cookie: __Host-custodian=$cookie" -H "X-CSRF: 1")
 run pass-through "/acme.storefront.v1.AccountService/GetOrder?encoding=json&message=%7B%22orderId%22%3A%22o-1001%22%7D" "${session[@]}"
 run aggregate "/acme.storefront.v1.AccountService/GetDashboard?encoding=json&message=%7B%7D" "${session[@]}"
 run anonymous "/acme.storefront.v1.ProductService/ListProducts?encoding=json&message=%7B%7D"
