@@ -8,7 +8,9 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // maxNesting bounds how deeply nested a request message may be. The
@@ -57,7 +59,71 @@ func (protoCodec) Unmarshal(data []byte, m any) error {
 	if err := (proto.UnmarshalOptions{RecursionLimit: maxNesting}).Unmarshal(data, msg); err != nil {
 		return fmt.Errorf("unmarshal: %w", err)
 	}
+	// RecursionLimit does not cover unknown groups, which protobuf skips
+	// with its own limit of 10000: count them too.
+	if err := checkUnknownNesting(msg.ProtoReflect(), 0); err != nil {
+		return fmt.Errorf("unmarshal: %w", err)
+	}
 	return nil
+}
+
+var errTooDeep = errors.New("message nested too deeply")
+
+// checkUnknownNesting refuses a decoded message whose unknown fields hold
+// groups that, at the message's depth, nest deeper than maxNesting.
+func checkUnknownNesting(m protoreflect.Message, depth int) error {
+	if depth+groupDepth(m.GetUnknown()) > maxNesting {
+		return errTooDeep
+	}
+	var err error
+	check := func(v protoreflect.Value) bool {
+		err = checkUnknownNesting(v.Message(), depth+1)
+		return err == nil
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			if fd.MapValue().Message() != nil {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool { return check(mv) })
+			}
+		case fd.Message() == nil:
+		case fd.IsList():
+			for i := 0; i < v.List().Len() && err == nil; i++ {
+				check(v.List().Get(i))
+			}
+		default:
+			check(v)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// groupDepth returns how deeply the groups among the raw fields b nest,
+// walking them without recursion.
+func groupDepth(b []byte) int {
+	depth, deepest := 0, 0
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return deepest
+		}
+		b = b[n:]
+		switch typ {
+		case protowire.StartGroupType:
+			depth++
+			deepest = max(deepest, depth)
+			continue
+		case protowire.EndGroupType:
+			depth--
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return deepest
+		}
+		b = b[n:]
+	}
+	return deepest
 }
 
 type jsonCodec struct{ name string }
