@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,9 +22,17 @@ const maxNesting = 32
 var errNotProto = errors.New("not a protobuf message")
 
 // codecs returns the handler codecs: connect-go's binary and JSON codecs
-// with a nesting limit on what they decode.
+// with a nesting limit on what they decode, and gzip at its fastest level
+// (answers are small; level 6 cost three times the CPU for a few percent).
 func codecs() []connect.HandlerOption {
 	return []connect.HandlerOption{
+		connect.WithCompression("gzip",
+			func() connect.Decompressor { return &gzip.Reader{} },
+			func() connect.Compressor {
+				w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // fails only for an invalid level
+				return w
+			},
+		),
 		connect.WithCodec(protoCodec{}),
 		connect.WithCodec(jsonCodec{name: "json"}),
 		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
