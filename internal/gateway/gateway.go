@@ -196,6 +196,11 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 	return &Gateway{Server: srv, Sessions: sessions}, nil
 }
 
+// storefrontBodyLimit bounds the storefront's requests more tightly than
+// the server-wide limit: its largest request, an order of 20 lines, is far
+// below 16 KiB.
+var storefrontBodyLimit = connect.WithReadMaxBytes(16 << 10)
+
 // storefrontServices returns the Acme storefront's services for the
 // backends it finds by name: ProductService needs "catalog", AccountService
 // all of "profiles", "orders", "loyalty" and "catalog". What cannot be
@@ -212,7 +217,7 @@ func storefrontServices(backends map[string]*clients.Backend, logger *slog.Logge
 	}
 	products := storefront.NewProductService(catalog, storefront.WithLogger(logger))
 	opts := []server.Option{server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
-		return storefrontv1connect.NewProductServiceHandler(products, o...)
+		return storefrontv1connect.NewProductServiceHandler(products, append(o, storefrontBodyLimit)...)
 	})}
 	profiles, okP := backends["profiles"]
 	orders, okO := backends["orders"]
@@ -228,6 +233,6 @@ func storefrontServices(backends map[string]*clients.Backend, logger *slog.Logge
 		Catalog:  catalog,
 	}, storefront.WithLogger(logger))
 	return append(opts, server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
-		return storefrontv1connect.NewAccountServiceHandler(account, o...)
+		return storefrontv1connect.NewAccountServiceHandler(account, append(o, storefrontBodyLimit)...)
 	})), nil
 }
