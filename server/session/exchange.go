@@ -47,60 +47,37 @@ func (m *Manager) exchange(ctx context.Context, s *Session, audience, rejected s
 		return "", connect.NewError(connect.CodeUnimplemented, errExchangeUnavailable)
 	}
 	flightKey := "exchange\x00" + s.key + "\x00" + audience
-	for range 2 {
-		m.mu.Lock()
-		f, ok := m.flights[flightKey]
-		if !ok {
-			f = &flight{done: make(chan struct{})}
-			m.flights[flightKey] = f
-			go m.flyExchange(context.WithoutCancel(ctx), s, audience, flightKey, f)
-		}
-		m.mu.Unlock()
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return "", connect.NewError(connect.CodeCanceled, ctx.Err())
-		}
-		if f.err != nil || rejected == "" || f.tokens.AccessToken != rejected {
-			return f.tokens.AccessToken, f.err
-		}
-	}
-	return "", connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
+	t, err := m.share(ctx, flightKey, rejected, func(ctx context.Context) (Tokens, error) {
+		return m.exchangeStored(ctx, s, audience)
+	})
+	return t.AccessToken, err
 }
 
-func (m *Manager) flyExchange(ctx context.Context, s *Session, audience, flightKey string, f *flight) {
-	defer func() {
-		m.mu.Lock()
-		delete(m.flights, flightKey)
-		m.mu.Unlock()
-		close(f.done)
-	}()
-	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
-	defer cancel()
+// exchangeStored exchanges the session's access token for audience and
+// keeps the result, unless the session ended or another flight already did.
+func (m *Manager) exchangeStored(ctx context.Context, s *Session, audience string) (Tokens, error) {
 	if t, ok := m.cachedExchange(s.key, audience); ok {
-		f.tokens = t
-		return
+		return t, nil
 	}
 	// The caller may hold a session that has ended since it was loaded: it
 	// gets the reason, not a new token (as a refresh would).
 	if err := m.live(ctx, s.key); err != nil {
-		f.err = err
-		return
+		return Tokens{}, err
 	}
 	subject, err := m.AccessToken(ctx, s)
 	if err != nil {
-		f.err = err
-		return
+		return Tokens{}, err
 	}
 	t, err := m.exchanger.Exchange(ctx, subject, audience)
 	if errors.Is(err, ErrRefreshRejected) {
 		// The subject token may have been replaced meanwhile (a refresh
 		// revokes the old access token at many providers): renew it and try
 		// once more before taking the refusal as the session's end.
-		if renewed, rerr := m.RenewAccessToken(ctx, s, subject); rerr != nil {
-			f.err = rerr
-			return
-		} else if renewed != subject {
+		renewed, rerr := m.RenewAccessToken(ctx, s, subject)
+		if rerr != nil {
+			return Tokens{}, rerr
+		}
+		if renewed != subject {
 			t, err = m.exchanger.Exchange(ctx, renewed, audience)
 		}
 	}
@@ -109,20 +86,18 @@ func (m *Manager) flyExchange(ctx context.Context, s *Session, audience, flightK
 		m.logger.InfoContext(ctx, "provider refused the token exchange: ending the session",
 			"request_id", requestid.FromContext(ctx), "audience", audience, "error", err)
 		_ = m.end(ctx, s.key, ReasonTokenRejected)
-		f.err = Unauthenticated(ReasonTokenRejected, m.loginURL)
+		return Tokens{}, Unauthenticated(ReasonTokenRejected, m.loginURL)
 	case err != nil:
 		m.logger.WarnContext(ctx, "token exchange failed", "request_id", requestid.FromContext(ctx), "audience", audience, "error", err)
-		f.err = connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
-	default:
-		// Ended while we exchanged (a logout won the race): do not keep
-		// the token for the ended session.
-		if err := m.live(ctx, s.key); err != nil {
-			f.err = err
-			return
-		}
-		m.keepExchange(s.key, audience, t)
-		f.tokens = t
+		return Tokens{}, connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
 	}
+	// Ended while we exchanged (a logout won the race): do not keep the
+	// token for the ended session.
+	if err := m.live(ctx, s.key); err != nil {
+		return Tokens{}, err
+	}
+	m.keepExchange(s.key, audience, t)
+	return t, nil
 }
 
 // live returns nil while the session under key lives, else the error its

@@ -85,13 +85,25 @@ func (m *Manager) fresh(t Tokens) bool {
 // Refreshes of one session never overlap: a caller that joins a flight which
 // handed back its stale token starts one more.
 func (m *Manager) refresh(ctx context.Context, key, stale string) (Tokens, error) {
+	return m.share(ctx, key, stale, func(ctx context.Context) (Tokens, error) {
+		return m.refreshStored(ctx, key, stale)
+	})
+}
+
+// share runs fetch as the one flight under key, or waits for the flight
+// already under way; each caller waits only as long as its own ctx allows,
+// and the flight runs on its own context, bounded by refreshTimeout, so no
+// caller's cancellation fails the others. A caller that gets back the stale
+// token it wanted replaced (the flight it joined started before its
+// refusal) starts one more flight.
+func (m *Manager) share(ctx context.Context, key, stale string, fetch func(context.Context) (Tokens, error)) (Tokens, error) {
 	for range 2 {
 		m.mu.Lock()
 		f, ok := m.flights[key]
 		if !ok {
 			f = &flight{done: make(chan struct{})}
 			m.flights[key] = f
-			go m.fly(context.WithoutCancel(ctx), key, stale, f)
+			go m.fly(context.WithoutCancel(ctx), key, f, fetch)
 		}
 		m.mu.Unlock()
 		select {
@@ -106,7 +118,7 @@ func (m *Manager) refresh(ctx context.Context, key, stale string) (Tokens, error
 	return Tokens{}, connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
 }
 
-func (m *Manager) fly(ctx context.Context, key, stale string, f *flight) {
+func (m *Manager) fly(ctx context.Context, key string, f *flight, fetch func(context.Context) (Tokens, error)) {
 	defer func() {
 		m.mu.Lock()
 		delete(m.flights, key)
@@ -115,7 +127,7 @@ func (m *Manager) fly(ctx context.Context, key, stale string, f *flight) {
 	}()
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
-	f.tokens, f.err = m.refreshStored(ctx, key, stale)
+	f.tokens, f.err = fetch(ctx)
 }
 
 // refreshStored refreshes the tokens stored under key, unless another flight
