@@ -207,7 +207,7 @@ func newDemoEnv(t testing.TB, opts ...envOption) *env {
 	}
 	e.world = world
 	e.tokens.gate = c.tokenGate
-	noRateLimits(world.Config)
+	generousRateLimits(world.Config)
 	for _, f := range c.configure {
 		f(world.Config)
 	}
@@ -242,7 +242,7 @@ func newFakeEnv(t *testing.T, op *fakeOP, opts ...envOption) *env {
 		Backends:  []config.Backend{{Name: "none", URL: "http://127.0.0.1:9", Token: config.TokenNone}},
 	}
 	cfg.ApplyDefaults()
-	noRateLimits(cfg)
+	generousRateLimits(cfg)
 	for _, f := range c.configure {
 		f(cfg)
 	}
@@ -255,11 +255,13 @@ func newFakeEnv(t *testing.T, op *fakeOP, opts ...envOption) *env {
 	return e
 }
 
-// noRateLimits turns the rate limits off: every browser of a test comes
-// from 127.0.0.1, and the demo provider is served on the gateway's own
-// listener. Tests of the limits turn them back on with withConfig.
-func noRateLimits(cfg *config.Config) {
-	cfg.RateLimits = config.RateLimits{PerIP: &config.RateLimit{}, PerSession: &config.RateLimit{}, Login: &config.RateLimit{}}
+// generousRateLimits keeps the rate limiter on but sizes it for a test: every
+// browser of a test comes from 127.0.0.1 and some tests send hundreds of
+// calls at once. The limits themselves are tested with small buckets in
+// ratelimit_test.go and the attack suite.
+func generousRateLimits(cfg *config.Config) {
+	generous := &config.RateLimit{Rate: 100000, Burst: 100000}
+	cfg.RateLimits = config.RateLimits{PerIP: generous, PerSession: generous, Login: generous}
 }
 
 func (e *env) serve(ln net.Listener, opts []server.Option, closers ...func()) {
