@@ -245,7 +245,7 @@ func TestBreakerProbe(t *testing.T) {
 			// Poll until the circuit lets a probe through; the backend
 			// holds it.
 			mode.Store(probing)
-			probe := make(chan error, 1)
+			var probe chan error
 			deadline := time.Now().Add(10 * time.Second)
 		poll:
 			for {

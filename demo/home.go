@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sync/atomic"
 
+	"github.com/custodian-bff/custodian/server/security"
 	"github.com/custodian-bff/custodian/server/session"
 )
 
@@ -44,11 +45,6 @@ func (h *Home) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			data.LogoutURL = "/auth/logout?id=" + url.QueryEscape(s.LogoutID)
 		}
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
+	security.HTMLPage(w)
 	_ = homeTemplate.Execute(w, data)
 }

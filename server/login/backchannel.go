@@ -61,9 +61,9 @@ func (f *Flow) verifyLogoutToken(ctx context.Context, raw string) (sub, sid stri
 	if err != nil {
 		return "", "", err
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384, jose.ES512, jose.PS256, jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384, jose.ES512, jose.PS256, jose.EdDSA})
 	if err != nil || len(jws.Signatures) != 1 {
-		return "", "", fmt.Errorf("logout token is not a signed JWT: %v", err)
+		return "", "", fmt.Errorf("logout token is not a compact signed JWT: %v", err)
 	}
 	if typ, ok := jws.Signatures[0].Header.ExtraHeaders["typ"].(string); ok && !strings.EqualFold(typ, "logout+jwt") && !strings.EqualFold(typ, "JWT") {
 		return "", "", fmt.Errorf("logout token has typ %q", typ)

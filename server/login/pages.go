@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/server/security"
 )
 
 // The pages a browser may land on during login and logout. They are small,
@@ -61,23 +62,11 @@ func (f *Flow) page(w http.ResponseWriter, r *http.Request, status int, kind pag
 	case pageProviderRefused:
 		data.Code = arg
 	}
-	securePage(w)
+	security.HTMLPage(w)
 	w.WriteHeader(status)
 	if err := pageTemplate.Execute(w, data); err != nil {
 		f.logger.WarnContext(r.Context(), "writing a page failed", "error", err)
 	}
-}
-
-// securePage sets the headers of every HTML page and redirect of the login
-// routes.
-func securePage(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	noStore(w)
 }
 
 func noStore(w http.ResponseWriter) {

@@ -3,6 +3,7 @@ package security
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -99,5 +100,24 @@ func TestCORS(t *testing.T) {
 		if !allowed && got != "" {
 			t.Errorf("%s: allowed as %q", origin, got)
 		}
+	}
+}
+
+func TestHTMLPage(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	HTMLPage(rec)
+	for header, want := range map[string]string{
+		"Cache-Control":          "no-store",
+		"X-Content-Type-Options": "nosniff",
+		"X-Frame-Options":        "DENY",
+		"Referrer-Policy":        "no-referrer",
+	} {
+		if got := rec.Header().Get(header); got != want {
+			t.Errorf("%s = %q, want %q", header, got, want)
+		}
+	}
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("CSP %q is not strict", csp)
 	}
 }
