@@ -22,7 +22,7 @@ import (
 	"github.com/custodian-bff/custodian/gen/go/acme/profiles/v1/profilesv1connect"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
 	"github.com/custodian-bff/custodian/gen/go/custodian/v1/custodianv1connect"
-	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/server/keyring"
 	"github.com/custodian-bff/custodian/internal/tracecontext"
 	"github.com/custodian-bff/custodian/server"
 	"github.com/custodian-bff/custodian/server/config"

@@ -12,7 +12,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/server/keyring"
 	"github.com/custodian-bff/custodian/internal/requestid"
 	"github.com/custodian-bff/custodian/server/security"
 	"github.com/custodian-bff/custodian/server/session"

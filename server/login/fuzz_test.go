@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/server/keyring"
 )
 
 // The login attempt of FuzzLoginState, and boxes sealed with the fuzz key

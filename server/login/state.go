@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/server/keyring"
 )
 
 // loginCookiePrefix names login cookies. Each attempt has its own cookie,

@@ -3,35 +3,44 @@ package session
 import (
 	"errors"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connectproto"
 
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 )
 
-// Unauthenticated returns the error every browser-facing RPC gives a caller
-// without a usable session: CodeUnauthenticated with a SessionError detail
-// saying why and where to sign in. RPC callers are never redirected.
-func Unauthenticated(reason Reason, loginURL string) *connect.Error {
-	err := connect.NewError(connect.CodeUnauthenticated, errors.New(reasonText(reason)))
-	if detail, detailErr := connect.NewErrorDetail(&custodianv1.SessionError{Reason: reason, LoginUrl: loginURL}); detailErr == nil {
-		err.AddDetail(detail)
+// Error is the gateway's verdict that a caller has no usable session: why,
+// and where to sign in. Find it with errors.As. The edge turns it into the
+// browser's answer with [Error.ConnectError]; RPC callers are never
+// redirected.
+type Error struct {
+	Reason   Reason
+	LoginURL string
+}
+
+// Unauthenticated returns the verdict for reason.
+func Unauthenticated(reason Reason, loginURL string) *Error {
+	return &Error{Reason: reason, LoginURL: loginURL}
+}
+
+func (e *Error) Error() string { return reasonText(e.Reason) }
+
+// ConnectError returns what every browser-facing RPC answers a caller
+// without a usable session: CodeUnauthenticated with a
+// custodian.v1.SessionError detail saying why and where to sign in.
+func (e *Error) ConnectError() *connect.Error {
+	err := connect.NewError(connect.CodeUnauthenticated, reasonText(e.Reason))
+	if detail, detailErr := connectproto.NewErrorDetail(&custodianv1.SessionError{Reason: e.Reason, LoginUrl: e.LoginURL}); detailErr == nil {
+		err = err.WithDetail(detail)
 	}
 	return err
 }
 
-// ReasonOf returns the SessionEndReason carried by err, or
-// SESSION_END_REASON_UNSPECIFIED.
+// ReasonOf returns the reason of the session verdict err carries, or
+// SESSION_END_REASON_UNSPECIFIED when it carries none.
 func ReasonOf(err error) Reason {
-	var connectErr *connect.Error
-	if !errors.As(err, &connectErr) {
-		return custodianv1.SessionEndReason_SESSION_END_REASON_UNSPECIFIED
-	}
-	for _, d := range connectErr.Details() {
-		if v, err := d.Value(); err == nil {
-			if se, ok := v.(*custodianv1.SessionError); ok {
-				return se.GetReason()
-			}
-		}
+	if se, ok := errors.AsType[*Error](err); ok {
+		return se.Reason
 	}
 	return custodianv1.SessionEndReason_SESSION_END_REASON_UNSPECIFIED
 }
@@ -53,5 +62,5 @@ func reasonText(reason Reason) string {
 
 // errUnavailable is what callers see when the session store cannot answer.
 func errUnavailable() error {
-	return connect.NewError(connect.CodeUnavailable, errors.New("sessions are unavailable, try again"))
+	return connect.NewError(connect.CodeUnavailable, "sessions are unavailable, try again")
 }

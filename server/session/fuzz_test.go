@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/server/keyring"
 )
 
 // fuzzSessionID is the one live session of FuzzCookieDecoding. It is fixed,

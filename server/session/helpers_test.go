@@ -11,7 +11,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/server/keyring"
 	"github.com/custodian-bff/custodian/server/session"
 	"github.com/custodian-bff/custodian/server/session/sessiontest"
 )

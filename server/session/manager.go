@@ -17,7 +17,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
-	"github.com/custodian-bff/custodian/internal/keyring"
+	"github.com/custodian-bff/custodian/server/keyring"
 	"github.com/custodian-bff/custodian/internal/requestid"
 )
 

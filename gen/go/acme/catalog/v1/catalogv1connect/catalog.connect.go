@@ -5,173 +5,174 @@
 package catalogv1connect
 
 import (
-	connect "connectrpc.com/connect"
+	connect "connectrpc.com/connect/v2"
 	context "context"
-	errors "errors"
 	v1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
-	http "net/http"
-	strings "strings"
+	sync "sync"
 )
-
-// This is a compile-time assertion to ensure that this generated file and the connect package are
-// compatible. If you get a compiler error that this constant is not defined, this code was
-// generated with a version of connect newer than the one compiled into your binary. You can fix the
-// problem by either regenerating this code with an older version of connect or updating the connect
-// version compiled into your binary.
-const _ = connect.IsAtLeastVersion1_13_0
 
 const (
 	// CatalogServiceName is the fully-qualified name of the CatalogService service.
 	CatalogServiceName = "acme.catalog.v1.CatalogService"
 )
 
-// These constants are the fully-qualified names of the RPCs defined in this package. They're
-// exposed at runtime as Spec.Procedure and as the final two segments of the HTTP route.
+// These constants are the procedure names of the RPCs defined in this package. They're exposed at
+// runtime as Spec.Procedure and as the final two segments of the HTTP route.
 //
 // Note that these are different from the fully-qualified method names used by
 // google.golang.org/protobuf/reflect/protoreflect. To convert from these constants to
 // reflection-formatted method names, remove the leading slash and convert the remaining slash to a
 // period.
 const (
-	// CatalogServiceListProductsProcedure is the fully-qualified name of the CatalogService's
-	// ListProducts RPC.
-	CatalogServiceListProductsProcedure = "/acme.catalog.v1.CatalogService/ListProducts"
-	// CatalogServiceGetProductProcedure is the fully-qualified name of the CatalogService's GetProduct
+	// CatalogServiceListProductsProcedure is the procedure name of the CatalogService's ListProducts
 	// RPC.
+	CatalogServiceListProductsProcedure = "/acme.catalog.v1.CatalogService/ListProducts"
+	// CatalogServiceGetProductProcedure is the procedure name of the CatalogService's GetProduct RPC.
 	CatalogServiceGetProductProcedure = "/acme.catalog.v1.CatalogService/GetProduct"
-	// CatalogServiceBatchGetProductsProcedure is the fully-qualified name of the CatalogService's
+	// CatalogServiceBatchGetProductsProcedure is the procedure name of the CatalogService's
 	// BatchGetProducts RPC.
 	CatalogServiceBatchGetProductsProcedure = "/acme.catalog.v1.CatalogService/BatchGetProducts"
 )
 
+var (
+	catalogServiceListProductsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_catalog_v1_catalog_proto.Services().ByName("CatalogService").Methods().ByName("ListProducts"),
+			Procedure:        CatalogServiceListProductsProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	catalogServiceGetProductSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_catalog_v1_catalog_proto.Services().ByName("CatalogService").Methods().ByName("GetProduct"),
+			Procedure:        CatalogServiceGetProductProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	catalogServiceBatchGetProductsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_catalog_v1_catalog_proto.Services().ByName("CatalogService").Methods().ByName("BatchGetProducts"),
+			Procedure:        CatalogServiceBatchGetProductsProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+)
+
 // CatalogServiceClient is a client for the acme.catalog.v1.CatalogService service.
 type CatalogServiceClient interface {
-	ListProducts(context.Context, *connect.Request[v1.ListProductsRequest]) (*connect.Response[v1.ListProductsResponse], error)
-	GetProduct(context.Context, *connect.Request[v1.GetProductRequest]) (*connect.Response[v1.GetProductResponse], error)
+	ListProducts(context.Context, *v1.ListProductsRequest) (*v1.ListProductsResponse, error)
+	GetProduct(context.Context, *v1.GetProductRequest) (*v1.GetProductResponse, error)
 	// BatchGetProducts returns the products with the given ids, in request
 	// order; unknown ids are listed in missing_product_ids.
-	BatchGetProducts(context.Context, *connect.Request[v1.BatchGetProductsRequest]) (*connect.Response[v1.BatchGetProductsResponse], error)
+	BatchGetProducts(context.Context, *v1.BatchGetProductsRequest) (*v1.BatchGetProductsResponse, error)
 }
 
-// NewCatalogServiceClient constructs a client for the acme.catalog.v1.CatalogService service. By
-// default, it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses,
-// and sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the
-// connect.WithGRPC() or connect.WithGRPCWeb() options.
-//
-// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
-// http://api.acme.com or https://acme.com/grpc).
-func NewCatalogServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) CatalogServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
-	catalogServiceMethods := v1.File_acme_catalog_v1_catalog_proto.Services().ByName("CatalogService").Methods()
-	return &catalogServiceClient{
-		listProducts: connect.NewClient[v1.ListProductsRequest, v1.ListProductsResponse](
-			httpClient,
-			baseURL+CatalogServiceListProductsProcedure,
-			connect.WithSchema(catalogServiceMethods.ByName("ListProducts")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-		getProduct: connect.NewClient[v1.GetProductRequest, v1.GetProductResponse](
-			httpClient,
-			baseURL+CatalogServiceGetProductProcedure,
-			connect.WithSchema(catalogServiceMethods.ByName("GetProduct")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-		batchGetProducts: connect.NewClient[v1.BatchGetProductsRequest, v1.BatchGetProductsResponse](
-			httpClient,
-			baseURL+CatalogServiceBatchGetProductsProcedure,
-			connect.WithSchema(catalogServiceMethods.ByName("BatchGetProducts")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-	}
-}
-
-// catalogServiceClient implements CatalogServiceClient.
-type catalogServiceClient struct {
-	listProducts     *connect.Client[v1.ListProductsRequest, v1.ListProductsResponse]
-	getProduct       *connect.Client[v1.GetProductRequest, v1.GetProductResponse]
-	batchGetProducts *connect.Client[v1.BatchGetProductsRequest, v1.BatchGetProductsResponse]
-}
-
-// ListProducts calls acme.catalog.v1.CatalogService.ListProducts.
-func (c *catalogServiceClient) ListProducts(ctx context.Context, req *connect.Request[v1.ListProductsRequest]) (*connect.Response[v1.ListProductsResponse], error) {
-	return c.listProducts.CallUnary(ctx, req)
-}
-
-// GetProduct calls acme.catalog.v1.CatalogService.GetProduct.
-func (c *catalogServiceClient) GetProduct(ctx context.Context, req *connect.Request[v1.GetProductRequest]) (*connect.Response[v1.GetProductResponse], error) {
-	return c.getProduct.CallUnary(ctx, req)
-}
-
-// BatchGetProducts calls acme.catalog.v1.CatalogService.BatchGetProducts.
-func (c *catalogServiceClient) BatchGetProducts(ctx context.Context, req *connect.Request[v1.BatchGetProductsRequest]) (*connect.Response[v1.BatchGetProductsResponse], error) {
-	return c.batchGetProducts.CallUnary(ctx, req)
+// NewCatalogServiceClient constructs a client for the acme.catalog.v1.CatalogService service.
+// Multiple service clients may share a single connect.Client.
+func NewCatalogServiceClient(client *connect.Client) CatalogServiceClient {
+	return &catalogServiceClient{client: client}
 }
 
 // CatalogServiceHandler is an implementation of the acme.catalog.v1.CatalogService service.
 type CatalogServiceHandler interface {
-	ListProducts(context.Context, *connect.Request[v1.ListProductsRequest]) (*connect.Response[v1.ListProductsResponse], error)
-	GetProduct(context.Context, *connect.Request[v1.GetProductRequest]) (*connect.Response[v1.GetProductResponse], error)
+	ListProducts(context.Context, *v1.ListProductsRequest) (*v1.ListProductsResponse, error)
+	GetProduct(context.Context, *v1.GetProductRequest) (*v1.GetProductResponse, error)
 	// BatchGetProducts returns the products with the given ids, in request
 	// order; unknown ids are listed in missing_product_ids.
-	BatchGetProducts(context.Context, *connect.Request[v1.BatchGetProductsRequest]) (*connect.Response[v1.BatchGetProductsResponse], error)
+	BatchGetProducts(context.Context, *v1.BatchGetProductsRequest) (*v1.BatchGetProductsResponse, error)
 }
 
-// NewCatalogServiceHandler builds an HTTP handler from the service implementation. It returns the
-// path on which to mount the handler and the handler itself.
-//
-// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
-// and JSON codecs. They also support gzip compression.
-func NewCatalogServiceHandler(svc CatalogServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
-	catalogServiceMethods := v1.File_acme_catalog_v1_catalog_proto.Services().ByName("CatalogService").Methods()
-	catalogServiceListProductsHandler := connect.NewUnaryHandler(
-		CatalogServiceListProductsProcedure,
-		svc.ListProducts,
-		connect.WithSchema(catalogServiceMethods.ByName("ListProducts")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
+// RegisterCatalogServiceHandler registers svc as the acme.catalog.v1.CatalogService implementation
+// on server.
+func RegisterCatalogServiceHandler(server *connect.Server, svc CatalogServiceHandler) {
+	adapter := catalogServiceHandler{svc: svc}
+	server.Register(
+		connect.Method{Spec: catalogServiceListProductsSpec(), Handler: adapter.listProducts},
+		connect.Method{Spec: catalogServiceGetProductSpec(), Handler: adapter.getProduct},
+		connect.Method{Spec: catalogServiceBatchGetProductsSpec(), Handler: adapter.batchGetProducts},
 	)
-	catalogServiceGetProductHandler := connect.NewUnaryHandler(
-		CatalogServiceGetProductProcedure,
-		svc.GetProduct,
-		connect.WithSchema(catalogServiceMethods.ByName("GetProduct")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
-	)
-	catalogServiceBatchGetProductsHandler := connect.NewUnaryHandler(
-		CatalogServiceBatchGetProductsProcedure,
-		svc.BatchGetProducts,
-		connect.WithSchema(catalogServiceMethods.ByName("BatchGetProducts")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
-	)
-	return "/acme.catalog.v1.CatalogService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case CatalogServiceListProductsProcedure:
-			catalogServiceListProductsHandler.ServeHTTP(w, r)
-		case CatalogServiceGetProductProcedure:
-			catalogServiceGetProductHandler.ServeHTTP(w, r)
-		case CatalogServiceBatchGetProductsProcedure:
-			catalogServiceBatchGetProductsHandler.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
 }
 
 // UnimplementedCatalogServiceHandler returns CodeUnimplemented from all methods.
 type UnimplementedCatalogServiceHandler struct{}
 
-func (UnimplementedCatalogServiceHandler) ListProducts(context.Context, *connect.Request[v1.ListProductsRequest]) (*connect.Response[v1.ListProductsResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.catalog.v1.CatalogService.ListProducts is not implemented"))
+func (UnimplementedCatalogServiceHandler) ListProducts(context.Context, *v1.ListProductsRequest) (*v1.ListProductsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.catalog.v1.CatalogService.ListProducts is not implemented")
 }
 
-func (UnimplementedCatalogServiceHandler) GetProduct(context.Context, *connect.Request[v1.GetProductRequest]) (*connect.Response[v1.GetProductResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.catalog.v1.CatalogService.GetProduct is not implemented"))
+func (UnimplementedCatalogServiceHandler) GetProduct(context.Context, *v1.GetProductRequest) (*v1.GetProductResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.catalog.v1.CatalogService.GetProduct is not implemented")
 }
 
-func (UnimplementedCatalogServiceHandler) BatchGetProducts(context.Context, *connect.Request[v1.BatchGetProductsRequest]) (*connect.Response[v1.BatchGetProductsResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.catalog.v1.CatalogService.BatchGetProducts is not implemented"))
+func (UnimplementedCatalogServiceHandler) BatchGetProducts(context.Context, *v1.BatchGetProductsRequest) (*v1.BatchGetProductsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.catalog.v1.CatalogService.BatchGetProducts is not implemented")
+}
+
+type catalogServiceClient struct {
+	client *connect.Client
+}
+
+func (c *catalogServiceClient) ListProducts(ctx context.Context, req *v1.ListProductsRequest) (*v1.ListProductsResponse, error) {
+	var res v1.ListProductsResponse
+	if err := c.client.CallUnary(ctx, catalogServiceListProductsSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *catalogServiceClient) GetProduct(ctx context.Context, req *v1.GetProductRequest) (*v1.GetProductResponse, error) {
+	var res v1.GetProductResponse
+	if err := c.client.CallUnary(ctx, catalogServiceGetProductSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *catalogServiceClient) BatchGetProducts(ctx context.Context, req *v1.BatchGetProductsRequest) (*v1.BatchGetProductsResponse, error) {
+	var res v1.BatchGetProductsResponse
+	if err := c.client.CallUnary(ctx, catalogServiceBatchGetProductsSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+type catalogServiceHandler struct{ svc CatalogServiceHandler }
+
+func (h catalogServiceHandler) listProducts(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListProductsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListProducts(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h catalogServiceHandler) getProduct(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetProductRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetProduct(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h catalogServiceHandler) batchGetProducts(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.BatchGetProductsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.BatchGetProducts(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
 }

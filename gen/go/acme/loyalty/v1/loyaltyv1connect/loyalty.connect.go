@@ -5,107 +5,94 @@
 package loyaltyv1connect
 
 import (
-	connect "connectrpc.com/connect"
+	connect "connectrpc.com/connect/v2"
 	context "context"
-	errors "errors"
 	v1 "github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1"
-	http "net/http"
-	strings "strings"
+	sync "sync"
 )
-
-// This is a compile-time assertion to ensure that this generated file and the connect package are
-// compatible. If you get a compiler error that this constant is not defined, this code was
-// generated with a version of connect newer than the one compiled into your binary. You can fix the
-// problem by either regenerating this code with an older version of connect or updating the connect
-// version compiled into your binary.
-const _ = connect.IsAtLeastVersion1_13_0
 
 const (
 	// LoyaltyServiceName is the fully-qualified name of the LoyaltyService service.
 	LoyaltyServiceName = "acme.loyalty.v1.LoyaltyService"
 )
 
-// These constants are the fully-qualified names of the RPCs defined in this package. They're
-// exposed at runtime as Spec.Procedure and as the final two segments of the HTTP route.
+// These constants are the procedure names of the RPCs defined in this package. They're exposed at
+// runtime as Spec.Procedure and as the final two segments of the HTTP route.
 //
 // Note that these are different from the fully-qualified method names used by
 // google.golang.org/protobuf/reflect/protoreflect. To convert from these constants to
 // reflection-formatted method names, remove the leading slash and convert the remaining slash to a
 // period.
 const (
-	// LoyaltyServiceGetAccountProcedure is the fully-qualified name of the LoyaltyService's GetAccount
-	// RPC.
+	// LoyaltyServiceGetAccountProcedure is the procedure name of the LoyaltyService's GetAccount RPC.
 	LoyaltyServiceGetAccountProcedure = "/acme.loyalty.v1.LoyaltyService/GetAccount"
+)
+
+var (
+	loyaltyServiceGetAccountSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_loyalty_v1_loyalty_proto.Services().ByName("LoyaltyService").Methods().ByName("GetAccount"),
+			Procedure:        LoyaltyServiceGetAccountProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
 )
 
 // LoyaltyServiceClient is a client for the acme.loyalty.v1.LoyaltyService service.
 type LoyaltyServiceClient interface {
-	GetAccount(context.Context, *connect.Request[v1.GetAccountRequest]) (*connect.Response[v1.GetAccountResponse], error)
+	GetAccount(context.Context, *v1.GetAccountRequest) (*v1.GetAccountResponse, error)
 }
 
-// NewLoyaltyServiceClient constructs a client for the acme.loyalty.v1.LoyaltyService service. By
-// default, it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses,
-// and sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the
-// connect.WithGRPC() or connect.WithGRPCWeb() options.
-//
-// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
-// http://api.acme.com or https://acme.com/grpc).
-func NewLoyaltyServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) LoyaltyServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
-	loyaltyServiceMethods := v1.File_acme_loyalty_v1_loyalty_proto.Services().ByName("LoyaltyService").Methods()
-	return &loyaltyServiceClient{
-		getAccount: connect.NewClient[v1.GetAccountRequest, v1.GetAccountResponse](
-			httpClient,
-			baseURL+LoyaltyServiceGetAccountProcedure,
-			connect.WithSchema(loyaltyServiceMethods.ByName("GetAccount")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-	}
-}
-
-// loyaltyServiceClient implements LoyaltyServiceClient.
-type loyaltyServiceClient struct {
-	getAccount *connect.Client[v1.GetAccountRequest, v1.GetAccountResponse]
-}
-
-// GetAccount calls acme.loyalty.v1.LoyaltyService.GetAccount.
-func (c *loyaltyServiceClient) GetAccount(ctx context.Context, req *connect.Request[v1.GetAccountRequest]) (*connect.Response[v1.GetAccountResponse], error) {
-	return c.getAccount.CallUnary(ctx, req)
+// NewLoyaltyServiceClient constructs a client for the acme.loyalty.v1.LoyaltyService service.
+// Multiple service clients may share a single connect.Client.
+func NewLoyaltyServiceClient(client *connect.Client) LoyaltyServiceClient {
+	return &loyaltyServiceClient{client: client}
 }
 
 // LoyaltyServiceHandler is an implementation of the acme.loyalty.v1.LoyaltyService service.
 type LoyaltyServiceHandler interface {
-	GetAccount(context.Context, *connect.Request[v1.GetAccountRequest]) (*connect.Response[v1.GetAccountResponse], error)
+	GetAccount(context.Context, *v1.GetAccountRequest) (*v1.GetAccountResponse, error)
 }
 
-// NewLoyaltyServiceHandler builds an HTTP handler from the service implementation. It returns the
-// path on which to mount the handler and the handler itself.
-//
-// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
-// and JSON codecs. They also support gzip compression.
-func NewLoyaltyServiceHandler(svc LoyaltyServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
-	loyaltyServiceMethods := v1.File_acme_loyalty_v1_loyalty_proto.Services().ByName("LoyaltyService").Methods()
-	loyaltyServiceGetAccountHandler := connect.NewUnaryHandler(
-		LoyaltyServiceGetAccountProcedure,
-		svc.GetAccount,
-		connect.WithSchema(loyaltyServiceMethods.ByName("GetAccount")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
+// RegisterLoyaltyServiceHandler registers svc as the acme.loyalty.v1.LoyaltyService implementation
+// on server.
+func RegisterLoyaltyServiceHandler(server *connect.Server, svc LoyaltyServiceHandler) {
+	adapter := loyaltyServiceHandler{svc: svc}
+	server.Register(
+		connect.Method{Spec: loyaltyServiceGetAccountSpec(), Handler: adapter.getAccount},
 	)
-	return "/acme.loyalty.v1.LoyaltyService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case LoyaltyServiceGetAccountProcedure:
-			loyaltyServiceGetAccountHandler.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
 }
 
 // UnimplementedLoyaltyServiceHandler returns CodeUnimplemented from all methods.
 type UnimplementedLoyaltyServiceHandler struct{}
 
-func (UnimplementedLoyaltyServiceHandler) GetAccount(context.Context, *connect.Request[v1.GetAccountRequest]) (*connect.Response[v1.GetAccountResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.loyalty.v1.LoyaltyService.GetAccount is not implemented"))
+func (UnimplementedLoyaltyServiceHandler) GetAccount(context.Context, *v1.GetAccountRequest) (*v1.GetAccountResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.loyalty.v1.LoyaltyService.GetAccount is not implemented")
+}
+
+type loyaltyServiceClient struct {
+	client *connect.Client
+}
+
+func (c *loyaltyServiceClient) GetAccount(ctx context.Context, req *v1.GetAccountRequest) (*v1.GetAccountResponse, error) {
+	var res v1.GetAccountResponse
+	if err := c.client.CallUnary(ctx, loyaltyServiceGetAccountSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+type loyaltyServiceHandler struct{ svc LoyaltyServiceHandler }
+
+func (h loyaltyServiceHandler) getAccount(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetAccountRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetAccount(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
 }

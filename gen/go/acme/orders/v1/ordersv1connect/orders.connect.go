@@ -5,173 +5,174 @@
 package ordersv1connect
 
 import (
-	connect "connectrpc.com/connect"
+	connect "connectrpc.com/connect/v2"
 	context "context"
-	errors "errors"
 	v1 "github.com/custodian-bff/custodian/gen/go/acme/orders/v1"
-	http "net/http"
-	strings "strings"
+	sync "sync"
 )
-
-// This is a compile-time assertion to ensure that this generated file and the connect package are
-// compatible. If you get a compiler error that this constant is not defined, this code was
-// generated with a version of connect newer than the one compiled into your binary. You can fix the
-// problem by either regenerating this code with an older version of connect or updating the connect
-// version compiled into your binary.
-const _ = connect.IsAtLeastVersion1_13_0
 
 const (
 	// OrderServiceName is the fully-qualified name of the OrderService service.
 	OrderServiceName = "acme.orders.v1.OrderService"
 )
 
-// These constants are the fully-qualified names of the RPCs defined in this package. They're
-// exposed at runtime as Spec.Procedure and as the final two segments of the HTTP route.
+// These constants are the procedure names of the RPCs defined in this package. They're exposed at
+// runtime as Spec.Procedure and as the final two segments of the HTTP route.
 //
 // Note that these are different from the fully-qualified method names used by
 // google.golang.org/protobuf/reflect/protoreflect. To convert from these constants to
 // reflection-formatted method names, remove the leading slash and convert the remaining slash to a
 // period.
 const (
-	// OrderServiceListOrdersProcedure is the fully-qualified name of the OrderService's ListOrders RPC.
+	// OrderServiceListOrdersProcedure is the procedure name of the OrderService's ListOrders RPC.
 	OrderServiceListOrdersProcedure = "/acme.orders.v1.OrderService/ListOrders"
-	// OrderServiceGetOrderProcedure is the fully-qualified name of the OrderService's GetOrder RPC.
+	// OrderServiceGetOrderProcedure is the procedure name of the OrderService's GetOrder RPC.
 	OrderServiceGetOrderProcedure = "/acme.orders.v1.OrderService/GetOrder"
-	// OrderServiceCreateOrderProcedure is the fully-qualified name of the OrderService's CreateOrder
-	// RPC.
+	// OrderServiceCreateOrderProcedure is the procedure name of the OrderService's CreateOrder RPC.
 	OrderServiceCreateOrderProcedure = "/acme.orders.v1.OrderService/CreateOrder"
+)
+
+var (
+	orderServiceListOrdersSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_orders_v1_orders_proto.Services().ByName("OrderService").Methods().ByName("ListOrders"),
+			Procedure:        OrderServiceListOrdersProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	orderServiceGetOrderSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_orders_v1_orders_proto.Services().ByName("OrderService").Methods().ByName("GetOrder"),
+			Procedure:        OrderServiceGetOrderProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	orderServiceCreateOrderSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_orders_v1_orders_proto.Services().ByName("OrderService").Methods().ByName("CreateOrder"),
+			Procedure:        OrderServiceCreateOrderProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
 )
 
 // OrderServiceClient is a client for the acme.orders.v1.OrderService service.
 type OrderServiceClient interface {
 	// ListOrders returns the newest orders first.
-	ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error)
-	GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error)
+	ListOrders(context.Context, *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error)
+	GetOrder(context.Context, *v1.GetOrderRequest) (*v1.GetOrderResponse, error)
 	// CreateOrder places an order. A repeated idempotency_key returns the order
 	// first created with it instead of placing another, so it is safe to retry.
-	CreateOrder(context.Context, *connect.Request[v1.CreateOrderRequest]) (*connect.Response[v1.CreateOrderResponse], error)
+	CreateOrder(context.Context, *v1.CreateOrderRequest) (*v1.CreateOrderResponse, error)
 }
 
-// NewOrderServiceClient constructs a client for the acme.orders.v1.OrderService service. By
-// default, it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses,
-// and sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the
-// connect.WithGRPC() or connect.WithGRPCWeb() options.
-//
-// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
-// http://api.acme.com or https://acme.com/grpc).
-func NewOrderServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) OrderServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
-	orderServiceMethods := v1.File_acme_orders_v1_orders_proto.Services().ByName("OrderService").Methods()
-	return &orderServiceClient{
-		listOrders: connect.NewClient[v1.ListOrdersRequest, v1.ListOrdersResponse](
-			httpClient,
-			baseURL+OrderServiceListOrdersProcedure,
-			connect.WithSchema(orderServiceMethods.ByName("ListOrders")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-		getOrder: connect.NewClient[v1.GetOrderRequest, v1.GetOrderResponse](
-			httpClient,
-			baseURL+OrderServiceGetOrderProcedure,
-			connect.WithSchema(orderServiceMethods.ByName("GetOrder")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-		createOrder: connect.NewClient[v1.CreateOrderRequest, v1.CreateOrderResponse](
-			httpClient,
-			baseURL+OrderServiceCreateOrderProcedure,
-			connect.WithSchema(orderServiceMethods.ByName("CreateOrder")),
-			connect.WithIdempotency(connect.IdempotencyIdempotent),
-			connect.WithClientOptions(opts...),
-		),
-	}
-}
-
-// orderServiceClient implements OrderServiceClient.
-type orderServiceClient struct {
-	listOrders  *connect.Client[v1.ListOrdersRequest, v1.ListOrdersResponse]
-	getOrder    *connect.Client[v1.GetOrderRequest, v1.GetOrderResponse]
-	createOrder *connect.Client[v1.CreateOrderRequest, v1.CreateOrderResponse]
-}
-
-// ListOrders calls acme.orders.v1.OrderService.ListOrders.
-func (c *orderServiceClient) ListOrders(ctx context.Context, req *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error) {
-	return c.listOrders.CallUnary(ctx, req)
-}
-
-// GetOrder calls acme.orders.v1.OrderService.GetOrder.
-func (c *orderServiceClient) GetOrder(ctx context.Context, req *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error) {
-	return c.getOrder.CallUnary(ctx, req)
-}
-
-// CreateOrder calls acme.orders.v1.OrderService.CreateOrder.
-func (c *orderServiceClient) CreateOrder(ctx context.Context, req *connect.Request[v1.CreateOrderRequest]) (*connect.Response[v1.CreateOrderResponse], error) {
-	return c.createOrder.CallUnary(ctx, req)
+// NewOrderServiceClient constructs a client for the acme.orders.v1.OrderService service. Multiple
+// service clients may share a single connect.Client.
+func NewOrderServiceClient(client *connect.Client) OrderServiceClient {
+	return &orderServiceClient{client: client}
 }
 
 // OrderServiceHandler is an implementation of the acme.orders.v1.OrderService service.
 type OrderServiceHandler interface {
 	// ListOrders returns the newest orders first.
-	ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error)
-	GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error)
+	ListOrders(context.Context, *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error)
+	GetOrder(context.Context, *v1.GetOrderRequest) (*v1.GetOrderResponse, error)
 	// CreateOrder places an order. A repeated idempotency_key returns the order
 	// first created with it instead of placing another, so it is safe to retry.
-	CreateOrder(context.Context, *connect.Request[v1.CreateOrderRequest]) (*connect.Response[v1.CreateOrderResponse], error)
+	CreateOrder(context.Context, *v1.CreateOrderRequest) (*v1.CreateOrderResponse, error)
 }
 
-// NewOrderServiceHandler builds an HTTP handler from the service implementation. It returns the
-// path on which to mount the handler and the handler itself.
-//
-// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
-// and JSON codecs. They also support gzip compression.
-func NewOrderServiceHandler(svc OrderServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
-	orderServiceMethods := v1.File_acme_orders_v1_orders_proto.Services().ByName("OrderService").Methods()
-	orderServiceListOrdersHandler := connect.NewUnaryHandler(
-		OrderServiceListOrdersProcedure,
-		svc.ListOrders,
-		connect.WithSchema(orderServiceMethods.ByName("ListOrders")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
+// RegisterOrderServiceHandler registers svc as the acme.orders.v1.OrderService implementation on
+// server.
+func RegisterOrderServiceHandler(server *connect.Server, svc OrderServiceHandler) {
+	adapter := orderServiceHandler{svc: svc}
+	server.Register(
+		connect.Method{Spec: orderServiceListOrdersSpec(), Handler: adapter.listOrders},
+		connect.Method{Spec: orderServiceGetOrderSpec(), Handler: adapter.getOrder},
+		connect.Method{Spec: orderServiceCreateOrderSpec(), Handler: adapter.createOrder},
 	)
-	orderServiceGetOrderHandler := connect.NewUnaryHandler(
-		OrderServiceGetOrderProcedure,
-		svc.GetOrder,
-		connect.WithSchema(orderServiceMethods.ByName("GetOrder")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
-	)
-	orderServiceCreateOrderHandler := connect.NewUnaryHandler(
-		OrderServiceCreateOrderProcedure,
-		svc.CreateOrder,
-		connect.WithSchema(orderServiceMethods.ByName("CreateOrder")),
-		connect.WithIdempotency(connect.IdempotencyIdempotent),
-		connect.WithHandlerOptions(opts...),
-	)
-	return "/acme.orders.v1.OrderService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case OrderServiceListOrdersProcedure:
-			orderServiceListOrdersHandler.ServeHTTP(w, r)
-		case OrderServiceGetOrderProcedure:
-			orderServiceGetOrderHandler.ServeHTTP(w, r)
-		case OrderServiceCreateOrderProcedure:
-			orderServiceCreateOrderHandler.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
 }
 
 // UnimplementedOrderServiceHandler returns CodeUnimplemented from all methods.
 type UnimplementedOrderServiceHandler struct{}
 
-func (UnimplementedOrderServiceHandler) ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.orders.v1.OrderService.ListOrders is not implemented"))
+func (UnimplementedOrderServiceHandler) ListOrders(context.Context, *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.orders.v1.OrderService.ListOrders is not implemented")
 }
 
-func (UnimplementedOrderServiceHandler) GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.orders.v1.OrderService.GetOrder is not implemented"))
+func (UnimplementedOrderServiceHandler) GetOrder(context.Context, *v1.GetOrderRequest) (*v1.GetOrderResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.orders.v1.OrderService.GetOrder is not implemented")
 }
 
-func (UnimplementedOrderServiceHandler) CreateOrder(context.Context, *connect.Request[v1.CreateOrderRequest]) (*connect.Response[v1.CreateOrderResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.orders.v1.OrderService.CreateOrder is not implemented"))
+func (UnimplementedOrderServiceHandler) CreateOrder(context.Context, *v1.CreateOrderRequest) (*v1.CreateOrderResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.orders.v1.OrderService.CreateOrder is not implemented")
+}
+
+type orderServiceClient struct {
+	client *connect.Client
+}
+
+func (c *orderServiceClient) ListOrders(ctx context.Context, req *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error) {
+	var res v1.ListOrdersResponse
+	if err := c.client.CallUnary(ctx, orderServiceListOrdersSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *orderServiceClient) GetOrder(ctx context.Context, req *v1.GetOrderRequest) (*v1.GetOrderResponse, error) {
+	var res v1.GetOrderResponse
+	if err := c.client.CallUnary(ctx, orderServiceGetOrderSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *orderServiceClient) CreateOrder(ctx context.Context, req *v1.CreateOrderRequest) (*v1.CreateOrderResponse, error) {
+	var res v1.CreateOrderResponse
+	if err := c.client.CallUnary(ctx, orderServiceCreateOrderSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+type orderServiceHandler struct{ svc OrderServiceHandler }
+
+func (h orderServiceHandler) listOrders(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListOrdersRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListOrders(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h orderServiceHandler) getOrder(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetOrderRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetOrder(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h orderServiceHandler) createOrder(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.CreateOrderRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.CreateOrder(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
 }

@@ -5,136 +5,131 @@
 package profilesv1connect
 
 import (
-	connect "connectrpc.com/connect"
+	connect "connectrpc.com/connect/v2"
 	context "context"
-	errors "errors"
 	v1 "github.com/custodian-bff/custodian/gen/go/acme/profiles/v1"
-	http "net/http"
-	strings "strings"
+	sync "sync"
 )
-
-// This is a compile-time assertion to ensure that this generated file and the connect package are
-// compatible. If you get a compiler error that this constant is not defined, this code was
-// generated with a version of connect newer than the one compiled into your binary. You can fix the
-// problem by either regenerating this code with an older version of connect or updating the connect
-// version compiled into your binary.
-const _ = connect.IsAtLeastVersion1_13_0
 
 const (
 	// ProfileServiceName is the fully-qualified name of the ProfileService service.
 	ProfileServiceName = "acme.profiles.v1.ProfileService"
 )
 
-// These constants are the fully-qualified names of the RPCs defined in this package. They're
-// exposed at runtime as Spec.Procedure and as the final two segments of the HTTP route.
+// These constants are the procedure names of the RPCs defined in this package. They're exposed at
+// runtime as Spec.Procedure and as the final two segments of the HTTP route.
 //
 // Note that these are different from the fully-qualified method names used by
 // google.golang.org/protobuf/reflect/protoreflect. To convert from these constants to
 // reflection-formatted method names, remove the leading slash and convert the remaining slash to a
 // period.
 const (
-	// ProfileServiceGetProfileProcedure is the fully-qualified name of the ProfileService's GetProfile
-	// RPC.
+	// ProfileServiceGetProfileProcedure is the procedure name of the ProfileService's GetProfile RPC.
 	ProfileServiceGetProfileProcedure = "/acme.profiles.v1.ProfileService/GetProfile"
-	// ProfileServiceUpdateProfileProcedure is the fully-qualified name of the ProfileService's
-	// UpdateProfile RPC.
+	// ProfileServiceUpdateProfileProcedure is the procedure name of the ProfileService's UpdateProfile
+	// RPC.
 	ProfileServiceUpdateProfileProcedure = "/acme.profiles.v1.ProfileService/UpdateProfile"
+)
+
+var (
+	profileServiceGetProfileSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_profiles_v1_profiles_proto.Services().ByName("ProfileService").Methods().ByName("GetProfile"),
+			Procedure:        ProfileServiceGetProfileProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	profileServiceUpdateProfileSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_acme_profiles_v1_profiles_proto.Services().ByName("ProfileService").Methods().ByName("UpdateProfile"),
+			Procedure:  ProfileServiceUpdateProfileProcedure,
+		}
+	})
 )
 
 // ProfileServiceClient is a client for the acme.profiles.v1.ProfileService service.
 type ProfileServiceClient interface {
-	GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error)
-	UpdateProfile(context.Context, *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error)
+	GetProfile(context.Context, *v1.GetProfileRequest) (*v1.GetProfileResponse, error)
+	UpdateProfile(context.Context, *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error)
 }
 
-// NewProfileServiceClient constructs a client for the acme.profiles.v1.ProfileService service. By
-// default, it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses,
-// and sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the
-// connect.WithGRPC() or connect.WithGRPCWeb() options.
-//
-// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
-// http://api.acme.com or https://acme.com/grpc).
-func NewProfileServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) ProfileServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
-	profileServiceMethods := v1.File_acme_profiles_v1_profiles_proto.Services().ByName("ProfileService").Methods()
-	return &profileServiceClient{
-		getProfile: connect.NewClient[v1.GetProfileRequest, v1.GetProfileResponse](
-			httpClient,
-			baseURL+ProfileServiceGetProfileProcedure,
-			connect.WithSchema(profileServiceMethods.ByName("GetProfile")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-		updateProfile: connect.NewClient[v1.UpdateProfileRequest, v1.UpdateProfileResponse](
-			httpClient,
-			baseURL+ProfileServiceUpdateProfileProcedure,
-			connect.WithSchema(profileServiceMethods.ByName("UpdateProfile")),
-			connect.WithClientOptions(opts...),
-		),
-	}
-}
-
-// profileServiceClient implements ProfileServiceClient.
-type profileServiceClient struct {
-	getProfile    *connect.Client[v1.GetProfileRequest, v1.GetProfileResponse]
-	updateProfile *connect.Client[v1.UpdateProfileRequest, v1.UpdateProfileResponse]
-}
-
-// GetProfile calls acme.profiles.v1.ProfileService.GetProfile.
-func (c *profileServiceClient) GetProfile(ctx context.Context, req *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error) {
-	return c.getProfile.CallUnary(ctx, req)
-}
-
-// UpdateProfile calls acme.profiles.v1.ProfileService.UpdateProfile.
-func (c *profileServiceClient) UpdateProfile(ctx context.Context, req *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error) {
-	return c.updateProfile.CallUnary(ctx, req)
+// NewProfileServiceClient constructs a client for the acme.profiles.v1.ProfileService service.
+// Multiple service clients may share a single connect.Client.
+func NewProfileServiceClient(client *connect.Client) ProfileServiceClient {
+	return &profileServiceClient{client: client}
 }
 
 // ProfileServiceHandler is an implementation of the acme.profiles.v1.ProfileService service.
 type ProfileServiceHandler interface {
-	GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error)
-	UpdateProfile(context.Context, *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error)
+	GetProfile(context.Context, *v1.GetProfileRequest) (*v1.GetProfileResponse, error)
+	UpdateProfile(context.Context, *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error)
 }
 
-// NewProfileServiceHandler builds an HTTP handler from the service implementation. It returns the
-// path on which to mount the handler and the handler itself.
-//
-// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
-// and JSON codecs. They also support gzip compression.
-func NewProfileServiceHandler(svc ProfileServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
-	profileServiceMethods := v1.File_acme_profiles_v1_profiles_proto.Services().ByName("ProfileService").Methods()
-	profileServiceGetProfileHandler := connect.NewUnaryHandler(
-		ProfileServiceGetProfileProcedure,
-		svc.GetProfile,
-		connect.WithSchema(profileServiceMethods.ByName("GetProfile")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
+// RegisterProfileServiceHandler registers svc as the acme.profiles.v1.ProfileService implementation
+// on server.
+func RegisterProfileServiceHandler(server *connect.Server, svc ProfileServiceHandler) {
+	adapter := profileServiceHandler{svc: svc}
+	server.Register(
+		connect.Method{Spec: profileServiceGetProfileSpec(), Handler: adapter.getProfile},
+		connect.Method{Spec: profileServiceUpdateProfileSpec(), Handler: adapter.updateProfile},
 	)
-	profileServiceUpdateProfileHandler := connect.NewUnaryHandler(
-		ProfileServiceUpdateProfileProcedure,
-		svc.UpdateProfile,
-		connect.WithSchema(profileServiceMethods.ByName("UpdateProfile")),
-		connect.WithHandlerOptions(opts...),
-	)
-	return "/acme.profiles.v1.ProfileService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case ProfileServiceGetProfileProcedure:
-			profileServiceGetProfileHandler.ServeHTTP(w, r)
-		case ProfileServiceUpdateProfileProcedure:
-			profileServiceUpdateProfileHandler.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
 }
 
 // UnimplementedProfileServiceHandler returns CodeUnimplemented from all methods.
 type UnimplementedProfileServiceHandler struct{}
 
-func (UnimplementedProfileServiceHandler) GetProfile(context.Context, *connect.Request[v1.GetProfileRequest]) (*connect.Response[v1.GetProfileResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.profiles.v1.ProfileService.GetProfile is not implemented"))
+func (UnimplementedProfileServiceHandler) GetProfile(context.Context, *v1.GetProfileRequest) (*v1.GetProfileResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.profiles.v1.ProfileService.GetProfile is not implemented")
 }
 
-func (UnimplementedProfileServiceHandler) UpdateProfile(context.Context, *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.profiles.v1.ProfileService.UpdateProfile is not implemented"))
+func (UnimplementedProfileServiceHandler) UpdateProfile(context.Context, *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.profiles.v1.ProfileService.UpdateProfile is not implemented")
+}
+
+type profileServiceClient struct {
+	client *connect.Client
+}
+
+func (c *profileServiceClient) GetProfile(ctx context.Context, req *v1.GetProfileRequest) (*v1.GetProfileResponse, error) {
+	var res v1.GetProfileResponse
+	if err := c.client.CallUnary(ctx, profileServiceGetProfileSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *profileServiceClient) UpdateProfile(ctx context.Context, req *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error) {
+	var res v1.UpdateProfileResponse
+	if err := c.client.CallUnary(ctx, profileServiceUpdateProfileSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+type profileServiceHandler struct{ svc ProfileServiceHandler }
+
+func (h profileServiceHandler) getProfile(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetProfileRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetProfile(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h profileServiceHandler) updateProfile(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.UpdateProfileRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.UpdateProfile(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
 }

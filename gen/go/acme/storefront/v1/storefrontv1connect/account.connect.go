@@ -5,48 +5,79 @@
 package storefrontv1connect
 
 import (
-	connect "connectrpc.com/connect"
+	connect "connectrpc.com/connect/v2"
 	context "context"
-	errors "errors"
 	v1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
-	http "net/http"
-	strings "strings"
+	sync "sync"
 )
-
-// This is a compile-time assertion to ensure that this generated file and the connect package are
-// compatible. If you get a compiler error that this constant is not defined, this code was
-// generated with a version of connect newer than the one compiled into your binary. You can fix the
-// problem by either regenerating this code with an older version of connect or updating the connect
-// version compiled into your binary.
-const _ = connect.IsAtLeastVersion1_13_0
 
 const (
 	// AccountServiceName is the fully-qualified name of the AccountService service.
 	AccountServiceName = "acme.storefront.v1.AccountService"
 )
 
-// These constants are the fully-qualified names of the RPCs defined in this package. They're
-// exposed at runtime as Spec.Procedure and as the final two segments of the HTTP route.
+// These constants are the procedure names of the RPCs defined in this package. They're exposed at
+// runtime as Spec.Procedure and as the final two segments of the HTTP route.
 //
 // Note that these are different from the fully-qualified method names used by
 // google.golang.org/protobuf/reflect/protoreflect. To convert from these constants to
 // reflection-formatted method names, remove the leading slash and convert the remaining slash to a
 // period.
 const (
-	// AccountServiceGetDashboardProcedure is the fully-qualified name of the AccountService's
-	// GetDashboard RPC.
+	// AccountServiceGetDashboardProcedure is the procedure name of the AccountService's GetDashboard
+	// RPC.
 	AccountServiceGetDashboardProcedure = "/acme.storefront.v1.AccountService/GetDashboard"
-	// AccountServiceListOrdersProcedure is the fully-qualified name of the AccountService's ListOrders
-	// RPC.
+	// AccountServiceListOrdersProcedure is the procedure name of the AccountService's ListOrders RPC.
 	AccountServiceListOrdersProcedure = "/acme.storefront.v1.AccountService/ListOrders"
-	// AccountServiceGetOrderProcedure is the fully-qualified name of the AccountService's GetOrder RPC.
+	// AccountServiceGetOrderProcedure is the procedure name of the AccountService's GetOrder RPC.
 	AccountServiceGetOrderProcedure = "/acme.storefront.v1.AccountService/GetOrder"
-	// AccountServicePlaceOrderProcedure is the fully-qualified name of the AccountService's PlaceOrder
-	// RPC.
+	// AccountServicePlaceOrderProcedure is the procedure name of the AccountService's PlaceOrder RPC.
 	AccountServicePlaceOrderProcedure = "/acme.storefront.v1.AccountService/PlaceOrder"
-	// AccountServiceUpdateProfileProcedure is the fully-qualified name of the AccountService's
-	// UpdateProfile RPC.
+	// AccountServiceUpdateProfileProcedure is the procedure name of the AccountService's UpdateProfile
+	// RPC.
 	AccountServiceUpdateProfileProcedure = "/acme.storefront.v1.AccountService/UpdateProfile"
+)
+
+var (
+	accountServiceGetDashboardSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_storefront_v1_account_proto.Services().ByName("AccountService").Methods().ByName("GetDashboard"),
+			Procedure:        AccountServiceGetDashboardProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	accountServiceListOrdersSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_storefront_v1_account_proto.Services().ByName("AccountService").Methods().ByName("ListOrders"),
+			Procedure:        AccountServiceListOrdersProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	accountServiceGetOrderSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_storefront_v1_account_proto.Services().ByName("AccountService").Methods().ByName("GetOrder"),
+			Procedure:        AccountServiceGetOrderProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	accountServicePlaceOrderSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_storefront_v1_account_proto.Services().ByName("AccountService").Methods().ByName("PlaceOrder"),
+			Procedure:        AccountServicePlaceOrderProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
+	accountServiceUpdateProfileSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_acme_storefront_v1_account_proto.Services().ByName("AccountService").Methods().ByName("UpdateProfile"),
+			Procedure:  AccountServiceUpdateProfileProcedure,
+		}
+	})
 )
 
 // AccountServiceClient is a client for the acme.storefront.v1.AccountService service.
@@ -54,95 +85,19 @@ type AccountServiceClient interface {
 	// GetDashboard returns the profile, loyalty balance and recent orders in one
 	// answer. Sections that could not be loaded are listed in missing_sections
 	// and the rest is still returned.
-	GetDashboard(context.Context, *connect.Request[v1.GetDashboardRequest]) (*connect.Response[v1.GetDashboardResponse], error)
-	ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error)
-	GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error)
+	GetDashboard(context.Context, *v1.GetDashboardRequest) (*v1.GetDashboardResponse, error)
+	ListOrders(context.Context, *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error)
+	GetOrder(context.Context, *v1.GetOrderRequest) (*v1.GetOrderResponse, error)
 	// PlaceOrder places an order. Retrying with the same idempotency_key
 	// returns the first order instead of placing another.
-	PlaceOrder(context.Context, *connect.Request[v1.PlaceOrderRequest]) (*connect.Response[v1.PlaceOrderResponse], error)
-	UpdateProfile(context.Context, *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error)
+	PlaceOrder(context.Context, *v1.PlaceOrderRequest) (*v1.PlaceOrderResponse, error)
+	UpdateProfile(context.Context, *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error)
 }
 
-// NewAccountServiceClient constructs a client for the acme.storefront.v1.AccountService service. By
-// default, it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses,
-// and sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the
-// connect.WithGRPC() or connect.WithGRPCWeb() options.
-//
-// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
-// http://api.acme.com or https://acme.com/grpc).
-func NewAccountServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) AccountServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
-	accountServiceMethods := v1.File_acme_storefront_v1_account_proto.Services().ByName("AccountService").Methods()
-	return &accountServiceClient{
-		getDashboard: connect.NewClient[v1.GetDashboardRequest, v1.GetDashboardResponse](
-			httpClient,
-			baseURL+AccountServiceGetDashboardProcedure,
-			connect.WithSchema(accountServiceMethods.ByName("GetDashboard")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-		listOrders: connect.NewClient[v1.ListOrdersRequest, v1.ListOrdersResponse](
-			httpClient,
-			baseURL+AccountServiceListOrdersProcedure,
-			connect.WithSchema(accountServiceMethods.ByName("ListOrders")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-		getOrder: connect.NewClient[v1.GetOrderRequest, v1.GetOrderResponse](
-			httpClient,
-			baseURL+AccountServiceGetOrderProcedure,
-			connect.WithSchema(accountServiceMethods.ByName("GetOrder")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-		placeOrder: connect.NewClient[v1.PlaceOrderRequest, v1.PlaceOrderResponse](
-			httpClient,
-			baseURL+AccountServicePlaceOrderProcedure,
-			connect.WithSchema(accountServiceMethods.ByName("PlaceOrder")),
-			connect.WithIdempotency(connect.IdempotencyIdempotent),
-			connect.WithClientOptions(opts...),
-		),
-		updateProfile: connect.NewClient[v1.UpdateProfileRequest, v1.UpdateProfileResponse](
-			httpClient,
-			baseURL+AccountServiceUpdateProfileProcedure,
-			connect.WithSchema(accountServiceMethods.ByName("UpdateProfile")),
-			connect.WithClientOptions(opts...),
-		),
-	}
-}
-
-// accountServiceClient implements AccountServiceClient.
-type accountServiceClient struct {
-	getDashboard  *connect.Client[v1.GetDashboardRequest, v1.GetDashboardResponse]
-	listOrders    *connect.Client[v1.ListOrdersRequest, v1.ListOrdersResponse]
-	getOrder      *connect.Client[v1.GetOrderRequest, v1.GetOrderResponse]
-	placeOrder    *connect.Client[v1.PlaceOrderRequest, v1.PlaceOrderResponse]
-	updateProfile *connect.Client[v1.UpdateProfileRequest, v1.UpdateProfileResponse]
-}
-
-// GetDashboard calls acme.storefront.v1.AccountService.GetDashboard.
-func (c *accountServiceClient) GetDashboard(ctx context.Context, req *connect.Request[v1.GetDashboardRequest]) (*connect.Response[v1.GetDashboardResponse], error) {
-	return c.getDashboard.CallUnary(ctx, req)
-}
-
-// ListOrders calls acme.storefront.v1.AccountService.ListOrders.
-func (c *accountServiceClient) ListOrders(ctx context.Context, req *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error) {
-	return c.listOrders.CallUnary(ctx, req)
-}
-
-// GetOrder calls acme.storefront.v1.AccountService.GetOrder.
-func (c *accountServiceClient) GetOrder(ctx context.Context, req *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error) {
-	return c.getOrder.CallUnary(ctx, req)
-}
-
-// PlaceOrder calls acme.storefront.v1.AccountService.PlaceOrder.
-func (c *accountServiceClient) PlaceOrder(ctx context.Context, req *connect.Request[v1.PlaceOrderRequest]) (*connect.Response[v1.PlaceOrderResponse], error) {
-	return c.placeOrder.CallUnary(ctx, req)
-}
-
-// UpdateProfile calls acme.storefront.v1.AccountService.UpdateProfile.
-func (c *accountServiceClient) UpdateProfile(ctx context.Context, req *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error) {
-	return c.updateProfile.CallUnary(ctx, req)
+// NewAccountServiceClient constructs a client for the acme.storefront.v1.AccountService service.
+// Multiple service clients may share a single connect.Client.
+func NewAccountServiceClient(client *connect.Client) AccountServiceClient {
+	return &accountServiceClient{client: client}
 }
 
 // AccountServiceHandler is an implementation of the acme.storefront.v1.AccountService service.
@@ -150,93 +105,153 @@ type AccountServiceHandler interface {
 	// GetDashboard returns the profile, loyalty balance and recent orders in one
 	// answer. Sections that could not be loaded are listed in missing_sections
 	// and the rest is still returned.
-	GetDashboard(context.Context, *connect.Request[v1.GetDashboardRequest]) (*connect.Response[v1.GetDashboardResponse], error)
-	ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error)
-	GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error)
+	GetDashboard(context.Context, *v1.GetDashboardRequest) (*v1.GetDashboardResponse, error)
+	ListOrders(context.Context, *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error)
+	GetOrder(context.Context, *v1.GetOrderRequest) (*v1.GetOrderResponse, error)
 	// PlaceOrder places an order. Retrying with the same idempotency_key
 	// returns the first order instead of placing another.
-	PlaceOrder(context.Context, *connect.Request[v1.PlaceOrderRequest]) (*connect.Response[v1.PlaceOrderResponse], error)
-	UpdateProfile(context.Context, *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error)
+	PlaceOrder(context.Context, *v1.PlaceOrderRequest) (*v1.PlaceOrderResponse, error)
+	UpdateProfile(context.Context, *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error)
 }
 
-// NewAccountServiceHandler builds an HTTP handler from the service implementation. It returns the
-// path on which to mount the handler and the handler itself.
-//
-// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
-// and JSON codecs. They also support gzip compression.
-func NewAccountServiceHandler(svc AccountServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
-	accountServiceMethods := v1.File_acme_storefront_v1_account_proto.Services().ByName("AccountService").Methods()
-	accountServiceGetDashboardHandler := connect.NewUnaryHandler(
-		AccountServiceGetDashboardProcedure,
-		svc.GetDashboard,
-		connect.WithSchema(accountServiceMethods.ByName("GetDashboard")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
+// RegisterAccountServiceHandler registers svc as the acme.storefront.v1.AccountService
+// implementation on server.
+func RegisterAccountServiceHandler(server *connect.Server, svc AccountServiceHandler) {
+	adapter := accountServiceHandler{svc: svc}
+	server.Register(
+		connect.Method{Spec: accountServiceGetDashboardSpec(), Handler: adapter.getDashboard},
+		connect.Method{Spec: accountServiceListOrdersSpec(), Handler: adapter.listOrders},
+		connect.Method{Spec: accountServiceGetOrderSpec(), Handler: adapter.getOrder},
+		connect.Method{Spec: accountServicePlaceOrderSpec(), Handler: adapter.placeOrder},
+		connect.Method{Spec: accountServiceUpdateProfileSpec(), Handler: adapter.updateProfile},
 	)
-	accountServiceListOrdersHandler := connect.NewUnaryHandler(
-		AccountServiceListOrdersProcedure,
-		svc.ListOrders,
-		connect.WithSchema(accountServiceMethods.ByName("ListOrders")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
-	)
-	accountServiceGetOrderHandler := connect.NewUnaryHandler(
-		AccountServiceGetOrderProcedure,
-		svc.GetOrder,
-		connect.WithSchema(accountServiceMethods.ByName("GetOrder")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
-	)
-	accountServicePlaceOrderHandler := connect.NewUnaryHandler(
-		AccountServicePlaceOrderProcedure,
-		svc.PlaceOrder,
-		connect.WithSchema(accountServiceMethods.ByName("PlaceOrder")),
-		connect.WithIdempotency(connect.IdempotencyIdempotent),
-		connect.WithHandlerOptions(opts...),
-	)
-	accountServiceUpdateProfileHandler := connect.NewUnaryHandler(
-		AccountServiceUpdateProfileProcedure,
-		svc.UpdateProfile,
-		connect.WithSchema(accountServiceMethods.ByName("UpdateProfile")),
-		connect.WithHandlerOptions(opts...),
-	)
-	return "/acme.storefront.v1.AccountService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case AccountServiceGetDashboardProcedure:
-			accountServiceGetDashboardHandler.ServeHTTP(w, r)
-		case AccountServiceListOrdersProcedure:
-			accountServiceListOrdersHandler.ServeHTTP(w, r)
-		case AccountServiceGetOrderProcedure:
-			accountServiceGetOrderHandler.ServeHTTP(w, r)
-		case AccountServicePlaceOrderProcedure:
-			accountServicePlaceOrderHandler.ServeHTTP(w, r)
-		case AccountServiceUpdateProfileProcedure:
-			accountServiceUpdateProfileHandler.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
 }
 
 // UnimplementedAccountServiceHandler returns CodeUnimplemented from all methods.
 type UnimplementedAccountServiceHandler struct{}
 
-func (UnimplementedAccountServiceHandler) GetDashboard(context.Context, *connect.Request[v1.GetDashboardRequest]) (*connect.Response[v1.GetDashboardResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.storefront.v1.AccountService.GetDashboard is not implemented"))
+func (UnimplementedAccountServiceHandler) GetDashboard(context.Context, *v1.GetDashboardRequest) (*v1.GetDashboardResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.storefront.v1.AccountService.GetDashboard is not implemented")
 }
 
-func (UnimplementedAccountServiceHandler) ListOrders(context.Context, *connect.Request[v1.ListOrdersRequest]) (*connect.Response[v1.ListOrdersResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.storefront.v1.AccountService.ListOrders is not implemented"))
+func (UnimplementedAccountServiceHandler) ListOrders(context.Context, *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.storefront.v1.AccountService.ListOrders is not implemented")
 }
 
-func (UnimplementedAccountServiceHandler) GetOrder(context.Context, *connect.Request[v1.GetOrderRequest]) (*connect.Response[v1.GetOrderResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.storefront.v1.AccountService.GetOrder is not implemented"))
+func (UnimplementedAccountServiceHandler) GetOrder(context.Context, *v1.GetOrderRequest) (*v1.GetOrderResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.storefront.v1.AccountService.GetOrder is not implemented")
 }
 
-func (UnimplementedAccountServiceHandler) PlaceOrder(context.Context, *connect.Request[v1.PlaceOrderRequest]) (*connect.Response[v1.PlaceOrderResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.storefront.v1.AccountService.PlaceOrder is not implemented"))
+func (UnimplementedAccountServiceHandler) PlaceOrder(context.Context, *v1.PlaceOrderRequest) (*v1.PlaceOrderResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.storefront.v1.AccountService.PlaceOrder is not implemented")
 }
 
-func (UnimplementedAccountServiceHandler) UpdateProfile(context.Context, *connect.Request[v1.UpdateProfileRequest]) (*connect.Response[v1.UpdateProfileResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.storefront.v1.AccountService.UpdateProfile is not implemented"))
+func (UnimplementedAccountServiceHandler) UpdateProfile(context.Context, *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.storefront.v1.AccountService.UpdateProfile is not implemented")
+}
+
+type accountServiceClient struct {
+	client *connect.Client
+}
+
+func (c *accountServiceClient) GetDashboard(ctx context.Context, req *v1.GetDashboardRequest) (*v1.GetDashboardResponse, error) {
+	var res v1.GetDashboardResponse
+	if err := c.client.CallUnary(ctx, accountServiceGetDashboardSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *accountServiceClient) ListOrders(ctx context.Context, req *v1.ListOrdersRequest) (*v1.ListOrdersResponse, error) {
+	var res v1.ListOrdersResponse
+	if err := c.client.CallUnary(ctx, accountServiceListOrdersSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *accountServiceClient) GetOrder(ctx context.Context, req *v1.GetOrderRequest) (*v1.GetOrderResponse, error) {
+	var res v1.GetOrderResponse
+	if err := c.client.CallUnary(ctx, accountServiceGetOrderSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *accountServiceClient) PlaceOrder(ctx context.Context, req *v1.PlaceOrderRequest) (*v1.PlaceOrderResponse, error) {
+	var res v1.PlaceOrderResponse
+	if err := c.client.CallUnary(ctx, accountServicePlaceOrderSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *accountServiceClient) UpdateProfile(ctx context.Context, req *v1.UpdateProfileRequest) (*v1.UpdateProfileResponse, error) {
+	var res v1.UpdateProfileResponse
+	if err := c.client.CallUnary(ctx, accountServiceUpdateProfileSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+type accountServiceHandler struct{ svc AccountServiceHandler }
+
+func (h accountServiceHandler) getDashboard(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetDashboardRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetDashboard(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h accountServiceHandler) listOrders(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListOrdersRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListOrders(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h accountServiceHandler) getOrder(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetOrderRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetOrder(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h accountServiceHandler) placeOrder(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.PlaceOrderRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.PlaceOrder(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h accountServiceHandler) updateProfile(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.UpdateProfileRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.UpdateProfile(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
 }

@@ -5,138 +5,132 @@
 package storefrontv1connect
 
 import (
-	connect "connectrpc.com/connect"
+	connect "connectrpc.com/connect/v2"
 	context "context"
-	errors "errors"
 	v1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
-	http "net/http"
-	strings "strings"
+	sync "sync"
 )
-
-// This is a compile-time assertion to ensure that this generated file and the connect package are
-// compatible. If you get a compiler error that this constant is not defined, this code was
-// generated with a version of connect newer than the one compiled into your binary. You can fix the
-// problem by either regenerating this code with an older version of connect or updating the connect
-// version compiled into your binary.
-const _ = connect.IsAtLeastVersion1_13_0
 
 const (
 	// ProductServiceName is the fully-qualified name of the ProductService service.
 	ProductServiceName = "acme.storefront.v1.ProductService"
 )
 
-// These constants are the fully-qualified names of the RPCs defined in this package. They're
-// exposed at runtime as Spec.Procedure and as the final two segments of the HTTP route.
+// These constants are the procedure names of the RPCs defined in this package. They're exposed at
+// runtime as Spec.Procedure and as the final two segments of the HTTP route.
 //
 // Note that these are different from the fully-qualified method names used by
 // google.golang.org/protobuf/reflect/protoreflect. To convert from these constants to
 // reflection-formatted method names, remove the leading slash and convert the remaining slash to a
 // period.
 const (
-	// ProductServiceListProductsProcedure is the fully-qualified name of the ProductService's
-	// ListProducts RPC.
-	ProductServiceListProductsProcedure = "/acme.storefront.v1.ProductService/ListProducts"
-	// ProductServiceGetProductProcedure is the fully-qualified name of the ProductService's GetProduct
+	// ProductServiceListProductsProcedure is the procedure name of the ProductService's ListProducts
 	// RPC.
+	ProductServiceListProductsProcedure = "/acme.storefront.v1.ProductService/ListProducts"
+	// ProductServiceGetProductProcedure is the procedure name of the ProductService's GetProduct RPC.
 	ProductServiceGetProductProcedure = "/acme.storefront.v1.ProductService/GetProduct"
+)
+
+var (
+	productServiceListProductsSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_storefront_v1_product_proto.Services().ByName("ProductService").Methods().ByName("ListProducts"),
+			Procedure:        ProductServiceListProductsProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
+	productServiceGetProductSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_acme_storefront_v1_product_proto.Services().ByName("ProductService").Methods().ByName("GetProduct"),
+			Procedure:        ProductServiceGetProductProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
 )
 
 // ProductServiceClient is a client for the acme.storefront.v1.ProductService service.
 type ProductServiceClient interface {
-	ListProducts(context.Context, *connect.Request[v1.ListProductsRequest]) (*connect.Response[v1.ListProductsResponse], error)
-	GetProduct(context.Context, *connect.Request[v1.GetProductRequest]) (*connect.Response[v1.GetProductResponse], error)
+	ListProducts(context.Context, *v1.ListProductsRequest) (*v1.ListProductsResponse, error)
+	GetProduct(context.Context, *v1.GetProductRequest) (*v1.GetProductResponse, error)
 }
 
-// NewProductServiceClient constructs a client for the acme.storefront.v1.ProductService service. By
-// default, it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses,
-// and sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the
-// connect.WithGRPC() or connect.WithGRPCWeb() options.
-//
-// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
-// http://api.acme.com or https://acme.com/grpc).
-func NewProductServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) ProductServiceClient {
-	baseURL = strings.TrimRight(baseURL, "/")
-	productServiceMethods := v1.File_acme_storefront_v1_product_proto.Services().ByName("ProductService").Methods()
-	return &productServiceClient{
-		listProducts: connect.NewClient[v1.ListProductsRequest, v1.ListProductsResponse](
-			httpClient,
-			baseURL+ProductServiceListProductsProcedure,
-			connect.WithSchema(productServiceMethods.ByName("ListProducts")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-		getProduct: connect.NewClient[v1.GetProductRequest, v1.GetProductResponse](
-			httpClient,
-			baseURL+ProductServiceGetProductProcedure,
-			connect.WithSchema(productServiceMethods.ByName("GetProduct")),
-			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-			connect.WithClientOptions(opts...),
-		),
-	}
-}
-
-// productServiceClient implements ProductServiceClient.
-type productServiceClient struct {
-	listProducts *connect.Client[v1.ListProductsRequest, v1.ListProductsResponse]
-	getProduct   *connect.Client[v1.GetProductRequest, v1.GetProductResponse]
-}
-
-// ListProducts calls acme.storefront.v1.ProductService.ListProducts.
-func (c *productServiceClient) ListProducts(ctx context.Context, req *connect.Request[v1.ListProductsRequest]) (*connect.Response[v1.ListProductsResponse], error) {
-	return c.listProducts.CallUnary(ctx, req)
-}
-
-// GetProduct calls acme.storefront.v1.ProductService.GetProduct.
-func (c *productServiceClient) GetProduct(ctx context.Context, req *connect.Request[v1.GetProductRequest]) (*connect.Response[v1.GetProductResponse], error) {
-	return c.getProduct.CallUnary(ctx, req)
+// NewProductServiceClient constructs a client for the acme.storefront.v1.ProductService service.
+// Multiple service clients may share a single connect.Client.
+func NewProductServiceClient(client *connect.Client) ProductServiceClient {
+	return &productServiceClient{client: client}
 }
 
 // ProductServiceHandler is an implementation of the acme.storefront.v1.ProductService service.
 type ProductServiceHandler interface {
-	ListProducts(context.Context, *connect.Request[v1.ListProductsRequest]) (*connect.Response[v1.ListProductsResponse], error)
-	GetProduct(context.Context, *connect.Request[v1.GetProductRequest]) (*connect.Response[v1.GetProductResponse], error)
+	ListProducts(context.Context, *v1.ListProductsRequest) (*v1.ListProductsResponse, error)
+	GetProduct(context.Context, *v1.GetProductRequest) (*v1.GetProductResponse, error)
 }
 
-// NewProductServiceHandler builds an HTTP handler from the service implementation. It returns the
-// path on which to mount the handler and the handler itself.
-//
-// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
-// and JSON codecs. They also support gzip compression.
-func NewProductServiceHandler(svc ProductServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
-	productServiceMethods := v1.File_acme_storefront_v1_product_proto.Services().ByName("ProductService").Methods()
-	productServiceListProductsHandler := connect.NewUnaryHandler(
-		ProductServiceListProductsProcedure,
-		svc.ListProducts,
-		connect.WithSchema(productServiceMethods.ByName("ListProducts")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
+// RegisterProductServiceHandler registers svc as the acme.storefront.v1.ProductService
+// implementation on server.
+func RegisterProductServiceHandler(server *connect.Server, svc ProductServiceHandler) {
+	adapter := productServiceHandler{svc: svc}
+	server.Register(
+		connect.Method{Spec: productServiceListProductsSpec(), Handler: adapter.listProducts},
+		connect.Method{Spec: productServiceGetProductSpec(), Handler: adapter.getProduct},
 	)
-	productServiceGetProductHandler := connect.NewUnaryHandler(
-		ProductServiceGetProductProcedure,
-		svc.GetProduct,
-		connect.WithSchema(productServiceMethods.ByName("GetProduct")),
-		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
-		connect.WithHandlerOptions(opts...),
-	)
-	return "/acme.storefront.v1.ProductService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case ProductServiceListProductsProcedure:
-			productServiceListProductsHandler.ServeHTTP(w, r)
-		case ProductServiceGetProductProcedure:
-			productServiceGetProductHandler.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
 }
 
 // UnimplementedProductServiceHandler returns CodeUnimplemented from all methods.
 type UnimplementedProductServiceHandler struct{}
 
-func (UnimplementedProductServiceHandler) ListProducts(context.Context, *connect.Request[v1.ListProductsRequest]) (*connect.Response[v1.ListProductsResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.storefront.v1.ProductService.ListProducts is not implemented"))
+func (UnimplementedProductServiceHandler) ListProducts(context.Context, *v1.ListProductsRequest) (*v1.ListProductsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.storefront.v1.ProductService.ListProducts is not implemented")
 }
 
-func (UnimplementedProductServiceHandler) GetProduct(context.Context, *connect.Request[v1.GetProductRequest]) (*connect.Response[v1.GetProductResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("acme.storefront.v1.ProductService.GetProduct is not implemented"))
+func (UnimplementedProductServiceHandler) GetProduct(context.Context, *v1.GetProductRequest) (*v1.GetProductResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "acme.storefront.v1.ProductService.GetProduct is not implemented")
+}
+
+type productServiceClient struct {
+	client *connect.Client
+}
+
+func (c *productServiceClient) ListProducts(ctx context.Context, req *v1.ListProductsRequest) (*v1.ListProductsResponse, error) {
+	var res v1.ListProductsResponse
+	if err := c.client.CallUnary(ctx, productServiceListProductsSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *productServiceClient) GetProduct(ctx context.Context, req *v1.GetProductRequest) (*v1.GetProductResponse, error) {
+	var res v1.GetProductResponse
+	if err := c.client.CallUnary(ctx, productServiceGetProductSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+type productServiceHandler struct{ svc ProductServiceHandler }
+
+func (h productServiceHandler) listProducts(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.ListProductsRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.ListProducts(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h productServiceHandler) getProduct(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.GetProductRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.GetProduct(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
 }
