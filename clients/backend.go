@@ -2,29 +2,61 @@ package clients
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
 
-	"connectrpc.com/connect"
-
-	"github.com/custodian-bff/custodian/internal/requestid"
-	"github.com/custodian-bff/custodian/internal/tracecontext"
-	"github.com/custodian-bff/custodian/server/config"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 )
 
-// Backend is one configured backend: where it is, which protocol it speaks
-// and which token each call carries. Build generated clients from it:
+// Protocol is the wire protocol a backend speaks.
+type Protocol string
+
+// The protocols of [Spec.Protocol].
+const (
+	ProtocolConnect Protocol = "connect" // Connect protocol (the default)
+	ProtocolGRPC    Protocol = "grpc"    // gRPC over HTTP/2
+	ProtocolGRPCWeb Protocol = "grpcweb" // gRPC-Web
+)
+
+// TokenPolicy says which bearer token a backend's calls carry.
+type TokenPolicy string
+
+// The token policies of [Spec.Token].
+const (
+	TokenUser     TokenPolicy = "user"     // the user's access token (the default)
+	TokenExchange TokenPolicy = "exchange" // the user's token exchanged (RFC 8693) for one with Spec.Audience
+	TokenClient   TokenPolicy = "client"   // a client-credentials token of the gateway itself
+	TokenNone     TokenPolicy = "none"     // no token
+)
+
+// Spec describes one backend.
+type Spec struct {
+	// Name identifies the backend in errors and logs.
+	Name string
+	// URL is the backend's absolute http or https base URL.
+	URL string
+	// Protocol is the wire protocol. Default ProtocolConnect.
+	Protocol Protocol
+	// Token is the token policy. Default TokenUser.
+	Token TokenPolicy
+	// Audience is the token audience: required for TokenExchange, optional
+	// for TokenClient.
+	Audience string
+	// Timeout bounds one unary call. Default: none but the caller's deadline.
+	Timeout time.Duration
+}
+
+// Backend is one backend: where it is, which protocol it speaks and which
+// token each call carries. Build generated clients from it:
 //
-//	catalogv1connect.NewCatalogServiceClient(b.HTTPClient(), b.URL(), b.ClientOptions()...)
+//	catalogv1connect.NewCatalogServiceClient(b.Client())
 type Backend struct {
-	name       string
-	url        string
-	httpClient connect.HTTPClient
-	options    []connect.ClientOption
+	name   string
+	client *connect.Client
 }
 
 // Option configures a Backend.
@@ -35,6 +67,7 @@ type Option interface {
 type backendOptions struct {
 	httpClient *http.Client
 	creds      *ClientCredentials
+	userTokens func(context.Context) UserTokens
 	logger     *slog.Logger
 	breaker    BreakerSettings
 }
@@ -50,9 +83,17 @@ func WithHTTPClient(c *http.Client) Option {
 }
 
 // WithClientCredentials sets the gateway's client registration, needed by
-// backends with the "client" token policy. Default: none.
+// backends with the TokenClient policy. Default: none.
 func WithClientCredentials(creds ClientCredentials) Option {
 	return optionFunc(func(o *backendOptions) { o.creds = &creds })
+}
+
+// WithUserTokens sets where the tokens of the user a call acts for come
+// from: tokens returns them for the call's context. Default: none, and calls
+// to TokenUser and TokenExchange backends fail with CodeUnauthenticated
+// "sign-in required".
+func WithUserTokens(tokens func(ctx context.Context) UserTokens) Option {
+	return optionFunc(func(o *backendOptions) { o.userTokens = tokens })
 }
 
 // WithLogger sets the logger. Default: discard.
@@ -66,9 +107,8 @@ func WithBreaker(s BreakerSettings) Option {
 	return optionFunc(func(o *backendOptions) { o.breaker = s })
 }
 
-// New returns the Backend that cfg describes; cfg is expected to have passed
-// config validation.
-func New(cfg config.Backend, opts ...Option) (*Backend, error) {
+// New returns the Backend that spec describes.
+func New(spec Spec, opts ...Option) (*Backend, error) {
 	o := backendOptions{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt.apply(&o)
@@ -76,168 +116,59 @@ func New(cfg config.Backend, opts ...Option) (*Backend, error) {
 	if o.httpClient == nil {
 		o.httpClient = NewHTTPClient()
 	}
-	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("backend %q: url %q is not an absolute http(s) URL", cfg.Name, cfg.URL)
+	if u, err := url.Parse(spec.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("backend %q: url %q is not an absolute http(s) URL", spec.Name, spec.URL)
 	}
+	users := userSource(o.userTokens)
 	var policy tokenPolicy
-	switch cfg.Token {
-	case config.TokenNone:
+	switch spec.Token {
+	case TokenNone:
 		policy = noToken{}
-	case config.TokenUser, "":
-		policy = userToken{}
-	case config.TokenExchange:
-		if cfg.Audience == "" {
-			return nil, fmt.Errorf("backend %q: token exchange needs an audience", cfg.Name)
+	case TokenUser, "":
+		policy = userToken{users: users}
+	case TokenExchange:
+		if spec.Audience == "" {
+			return nil, fmt.Errorf("backend %q: token exchange needs an audience", spec.Name)
 		}
-		policy = exchangedToken{audience: cfg.Audience}
-	case config.TokenClient:
+		policy = exchangedToken{users: users, audience: spec.Audience}
+	case TokenClient:
 		if o.creds == nil || o.creds.TokenURL == nil {
-			return nil, fmt.Errorf("backend %q: the client token policy needs client credentials", cfg.Name)
+			return nil, fmt.Errorf("backend %q: the client token policy needs client credentials", spec.Name)
 		}
 		idpClient := o.creds.HTTPClient
 		if idpClient == nil {
 			idpClient = &http.Client{Timeout: 10 * time.Second}
 		}
-		policy = &clientTokens{creds: *o.creds, audience: cfg.Audience, httpClient: idpClient}
+		policy = &clientTokens{creds: *o.creds, audience: spec.Audience, httpClient: idpClient}
 	default:
-		return nil, fmt.Errorf("backend %q: unknown token policy %q", cfg.Name, cfg.Token)
+		return nil, fmt.Errorf("backend %q: unknown token policy %q", spec.Name, spec.Token)
 	}
-	options := []connect.ClientOption{
-		// Backends are near: gzip would cost more CPU than it saves time.
-		connect.WithAcceptCompression("gzip", nil, nil),
-		connect.WithInterceptors(&outbound{
-			backend: cfg.Name,
-			timeout: cfg.Timeout,
-			policy:  policy,
-			breaker: newBreaker(cfg.Name, o.breaker),
-			logger:  o.logger,
-		}),
-	}
-	switch cfg.Protocol {
-	case config.ProtocolConnect, "":
-	case config.ProtocolGRPC:
-		options = append(options, connect.WithGRPC())
-	case config.ProtocolGRPCWeb:
-		options = append(options, connect.WithGRPCWeb())
+	// Backends are near: compression would cost more CPU than it saves time.
+	transportOpts := []connecthttp.Option{connecthttp.WithCompressors()}
+	switch spec.Protocol {
+	case ProtocolConnect, "":
+	case ProtocolGRPC:
+		transportOpts = append(transportOpts, connecthttp.WithGRPC())
+	case ProtocolGRPCWeb:
+		transportOpts = append(transportOpts, connecthttp.WithGRPCWeb())
 	default:
-		return nil, fmt.Errorf("backend %q: unknown protocol %q", cfg.Name, cfg.Protocol)
+		return nil, fmt.Errorf("backend %q: unknown protocol %q", spec.Name, spec.Protocol)
 	}
-	return &Backend{name: cfg.Name, url: cfg.URL, httpClient: o.httpClient, options: options}, nil
+	out := &outbound{
+		backend: spec.Name,
+		timeout: spec.Timeout,
+		policy:  policy,
+		breaker: newBreaker(spec.Name, o.breaker),
+		logger:  o.logger,
+	}
+	client := connect.NewClient(connecthttp.NewTransport(o.httpClient, spec.URL, transportOpts...), out.intercept)
+	return &Backend{name: spec.Name, client: client}, nil
 }
 
-// Name returns the backend's configured name.
+// Name returns the backend's name.
 func (b *Backend) Name() string { return b.name }
 
-// URL returns the backend's base URL.
-func (b *Backend) URL() string { return b.url }
-
-// HTTPClient returns the HTTP client for generated clients.
-func (b *Backend) HTTPClient() connect.HTTPClient { return b.httpClient }
-
-// ClientOptions returns the options for generated clients: protocol, token,
-// request id, trace context, timeout and circuit breaker.
-func (b *Backend) ClientOptions() []connect.ClientOption { return b.options }
-
-// outbound decorates every backend call: its own timeout, the bearer token
-// of the backend's policy, the request id, the circuit breaker, and one
-// renewal of a refused user token. Nothing from the browser's request is
-// ever copied onto a backend call.
-type outbound struct {
-	backend string
-	timeout time.Duration
-	policy  tokenPolicy
-	breaker *breaker
-	logger  *slog.Logger
-}
-
-func (o *outbound) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		callCtx, cancel := o.prepare(ctx)
-		defer cancel()
-		token, err := o.decorate(callCtx, req.Header())
-		if err != nil {
-			return nil, err
-		}
-		res, err := o.breaker.call(ctx, func() (connect.AnyResponse, error) { return next(callCtx, req) })
-		if connect.CodeOf(err) != connect.CodeUnauthenticated || token == "" {
-			return res, err
-		}
-		// The backend refused the user's token: renew it once.
-		renewed, ut, acting, renewErr := o.policy.renew(ctx, token)
-		if !acting {
-			return res, err
-		}
-		if renewErr != nil {
-			return nil, renewErr
-		}
-		if !idempotent(req.Spec()) {
-			// Not safe to send twice; the next call carries the new token.
-			return nil, connect.NewError(connect.CodeUnavailable, errors.New(o.backend+" refused the request; try again"))
-		}
-		req.Header().Set("Authorization", "Bearer "+renewed)
-		res, err = o.breaker.call(ctx, func() (connect.AnyResponse, error) { return next(callCtx, req) })
-		if connect.CodeOf(err) == connect.CodeUnauthenticated {
-			o.logger.WarnContext(ctx, "backend refused a renewed user token", "request_id", requestid.FromContext(ctx),
-				"backend", o.backend, "procedure", req.Spec().Procedure)
-			return nil, ut.Reject(ctx)
-		}
-		return res, err
-	}
-}
-
-func (o *outbound) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		// Streams live as long as the caller's context; only the token and
-		// request id are added.
-		conn := next(ctx, spec)
-		if _, err := o.decorate(ctx, conn.RequestHeader()); err != nil {
-			return &failedConn{StreamingClientConn: conn, err: err}
-		}
-		return conn
-	}
-}
-
-func (o *outbound) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
-}
-
-func (o *outbound) prepare(ctx context.Context) (context.Context, context.CancelFunc) {
-	if o.timeout > 0 {
-		return context.WithTimeout(ctx, o.timeout)
-	}
-	return ctx, func() {}
-}
-
-// decorate sets the bearer token and request id and returns the token.
-func (o *outbound) decorate(ctx context.Context, header http.Header) (string, error) {
-	token, err := o.policy.token(ctx)
-	if err != nil {
-		var connectErr *connect.Error
-		if errors.As(err, &connectErr) {
-			return "", connectErr
-		}
-		return "", fmt.Errorf("backend %q: %w", o.backend, err)
-	}
-	if token != "" {
-		header.Set("Authorization", "Bearer "+token)
-	}
-	if id := requestid.FromContext(ctx); id != "" {
-		header.Set(requestid.Header, id)
-	}
-	tracecontext.Inject(ctx, header)
-	return token, nil
-}
-
-// idempotent reports whether a method may be sent twice.
-func idempotent(spec connect.Spec) bool {
-	return spec.IdempotencyLevel == connect.IdempotencyNoSideEffects || spec.IdempotencyLevel == connect.IdempotencyIdempotent
-}
-
-// failedConn is a stream that could not be given its token.
-type failedConn struct {
-	connect.StreamingClientConn
-	err error
-}
-
-func (c *failedConn) Send(any) error    { return c.err }
-func (c *failedConn) Receive(any) error { return c.err }
+// Client returns the backend's client for generated service clients: it
+// speaks the backend's protocol and gives every call its timeout, token,
+// request id, trace context and circuit breaker.
+func (b *Backend) Client() *connect.Client { return b.client }

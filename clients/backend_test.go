@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 
 	"github.com/custodian-bff/custodian/clients"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
 	"github.com/custodian-bff/custodian/internal/requestid"
-	"github.com/custodian-bff/custodian/server/config"
 )
 
 // recordingCatalog is a catalog backend that records the headers of the last
@@ -30,16 +30,28 @@ type recordingCatalog struct {
 	calls  atomic.Int64
 }
 
-func (c *recordingCatalog) GetProduct(ctx context.Context, req *connect.Request[catalogv1.GetProductRequest]) (*connect.Response[catalogv1.GetProductResponse], error) {
+func (c *recordingCatalog) GetProduct(ctx context.Context, req *catalogv1.GetProductRequest) (*catalogv1.GetProductResponse, error) {
 	c.calls.Add(1)
 	c.mu.Lock()
-	c.header = req.Header().Clone()
+	c.header = requestHeader(ctx)
 	c.mu.Unlock()
-	if req.Msg.GetProductId() == "block" {
+	if req.GetProductId() == "block" {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	return connect.NewResponse(&catalogv1.GetProductResponse{Product: &catalogv1.Product{ProductId: req.Msg.GetProductId()}}), nil
+	return &catalogv1.GetProductResponse{Product: &catalogv1.Product{ProductId: req.GetProductId()}}, nil
+}
+
+// requestHeader returns a copy of the HTTP request header of the call that
+// ctx serves.
+func requestHeader(ctx context.Context) http.Header {
+	h := http.Header{}
+	if info, ok := connect.CallInfoForServerContext(ctx); ok {
+		for k, vv := range info.RequestHeader().All() {
+			h[k] = append([]string(nil), vv...)
+		}
+	}
+	return h
 }
 
 func (c *recordingCatalog) lastHeader() http.Header {
@@ -52,8 +64,10 @@ func (c *recordingCatalog) lastHeader() http.Header {
 func startCatalog(t *testing.T) (*recordingCatalog, string) {
 	t.Helper()
 	catalog := &recordingCatalog{}
+	server := connect.NewServer()
+	catalogv1connect.RegisterCatalogServiceHandler(server, catalog)
 	mux := http.NewServeMux()
-	mux.Handle(catalogv1connect.NewCatalogServiceHandler(catalog))
+	connecthttp.Mount(mux, server)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -80,44 +94,57 @@ func (fakeUserTokens) RenewExchangedToken(_ context.Context, audience, _ string)
 	return "renewed-for-" + audience, nil
 }
 func (fakeUserTokens) Reject(context.Context) error {
-	return connect.NewError(connect.CodeUnauthenticated, errors.New("rejected"))
+	return connect.NewError(connect.CodeUnauthenticated, "rejected")
 }
 
-func call(ctx context.Context, t *testing.T, cfg config.Backend, productID string, opts ...clients.Option) error {
+// userTokens is the WithUserTokens option that hands every call ut.
+func userTokens(ut clients.UserTokens) clients.Option {
+	return clients.WithUserTokens(func(context.Context) clients.UserTokens { return ut })
+}
+
+func call(ctx context.Context, t *testing.T, spec clients.Spec, productID string, opts ...clients.Option) error {
 	t.Helper()
-	b, err := clients.New(cfg, opts...)
+	b, err := clients.New(spec, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	client := catalogv1connect.NewCatalogServiceClient(b.HTTPClient(), b.URL(), b.ClientOptions()...)
-	_, err = client.GetProduct(ctx, connect.NewRequest(&catalogv1.GetProductRequest{ProductId: productID}))
+	client := catalogv1connect.NewCatalogServiceClient(b.Client())
+	_, err = client.GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: productID})
 	return err
 }
 
 func TestTokenPolicies(t *testing.T) {
 	t.Parallel()
-	user := clients.WithUserTokens(context.Background(), fakeUserTokens{})
+	user := userTokens(fakeUserTokens{})
+	noSession := userTokens(nil)
 	cases := []struct {
 		name     string
-		ctx      context.Context
-		cfg      config.Backend
+		tokens   clients.Option // nil: no WithUserTokens
+		spec     clients.Spec
 		wantAuth string
 		wantCode connect.Code // 0: success
 	}{
-		{"none", context.Background(), config.Backend{Token: config.TokenNone}, "", 0},
-		{"none ignores a user", user, config.Backend{Token: config.TokenNone}, "", 0},
-		{"user", user, config.Backend{Token: config.TokenUser}, "Bearer user-token", 0},
-		{"user without a session", context.Background(), config.Backend{Token: config.TokenUser}, "", connect.CodeUnauthenticated},
-		{"exchange", user, config.Backend{Token: config.TokenExchange, Audience: "acme-loyalty"}, "Bearer exchanged-for-acme-loyalty", 0},
-		{"exchange without a session", context.Background(), config.Backend{Token: config.TokenExchange, Audience: "acme-loyalty"}, "", connect.CodeUnauthenticated},
+		{"none", nil, clients.Spec{Token: clients.TokenNone}, "", 0},
+		{"none ignores a user", user, clients.Spec{Token: clients.TokenNone}, "", 0},
+		{"user", user, clients.Spec{Token: clients.TokenUser}, "Bearer user-token", 0},
+		{"user is the default", user, clients.Spec{}, "Bearer user-token", 0},
+		{"user without user tokens", nil, clients.Spec{Token: clients.TokenUser}, "", connect.CodeUnauthenticated},
+		{"user without a session", noSession, clients.Spec{Token: clients.TokenUser}, "", connect.CodeUnauthenticated},
+		{"exchange", user, clients.Spec{Token: clients.TokenExchange, Audience: "acme-loyalty"}, "Bearer exchanged-for-acme-loyalty", 0},
+		{"exchange without user tokens", nil, clients.Spec{Token: clients.TokenExchange, Audience: "acme-loyalty"}, "", connect.CodeUnauthenticated},
+		{"exchange without a session", noSession, clients.Spec{Token: clients.TokenExchange, Audience: "acme-loyalty"}, "", connect.CodeUnauthenticated},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			catalog, url := startCatalog(t)
-			c.cfg.Name, c.cfg.URL = "catalog", url
-			ctx := requestid.NewContext(c.ctx, "req-"+c.name)
-			err := call(ctx, t, c.cfg, "p-1")
+			c.spec.Name, c.spec.URL = "catalog", url
+			ctx := requestid.NewContext(context.Background(), "req-"+c.name)
+			var opts []clients.Option
+			if c.tokens != nil {
+				opts = append(opts, c.tokens)
+			}
+			err := call(ctx, t, c.spec, "p-1", opts...)
 			if connect.CodeOf(err) != c.wantCode && !(c.wantCode == 0 && err == nil) {
 				t.Fatalf("got %v, want code %v", err, c.wantCode)
 			}
@@ -143,16 +170,16 @@ func TestTokenPolicies(t *testing.T) {
 
 func TestProtocols(t *testing.T) {
 	t.Parallel()
-	cases := map[string]string{
-		config.ProtocolConnect: "application/proto",
-		config.ProtocolGRPC:    "application/grpc",
-		config.ProtocolGRPCWeb: "application/grpc-web+proto",
+	cases := map[clients.Protocol]string{
+		clients.ProtocolConnect: "application/proto",
+		clients.ProtocolGRPC:    "application/grpc",
+		clients.ProtocolGRPCWeb: "application/grpc-web+proto",
 	}
 	for protocol, contentType := range cases {
-		t.Run(protocol, func(t *testing.T) {
+		t.Run(string(protocol), func(t *testing.T) {
 			t.Parallel()
 			catalog, url := startCatalog(t)
-			err := call(context.Background(), t, config.Backend{Name: "catalog", URL: url, Protocol: protocol, Token: config.TokenNone}, "p-1")
+			err := call(context.Background(), t, clients.Spec{Name: "catalog", URL: url, Protocol: protocol, Token: clients.TokenNone}, "p-1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +193,7 @@ func TestProtocols(t *testing.T) {
 func TestTimeout(t *testing.T) {
 	t.Parallel()
 	_, url := startCatalog(t)
-	err := call(context.Background(), t, config.Backend{Name: "catalog", URL: url, Token: config.TokenNone, Timeout: 50 * time.Millisecond}, "block")
+	err := call(context.Background(), t, clients.Spec{Name: "catalog", URL: url, Token: clients.TokenNone, Timeout: 50 * time.Millisecond}, "block")
 	if connect.CodeOf(err) != connect.CodeDeadlineExceeded {
 		t.Fatalf("got %v, want deadline_exceeded", err)
 	}
@@ -182,7 +209,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	}))
 	t.Cleanup(redirector.Close)
 	// httptest servers speak HTTP/1.1 only; this client does too.
-	err := call(context.Background(), t, config.Backend{Name: "catalog", URL: redirector.URL, Token: config.TokenNone}, "p-1",
+	err := call(context.Background(), t, clients.Spec{Name: "catalog", URL: redirector.URL, Token: clients.TokenNone}, "p-1",
 		clients.WithHTTPClient(&http.Client{CheckRedirect: clients.NewHTTPClient().CheckRedirect}))
 	if err == nil {
 		t.Fatal("call through a redirect succeeded")
@@ -214,14 +241,14 @@ func TestClientCredentials(t *testing.T) {
 	t.Cleanup(idp.Close)
 	tokenURL := func(context.Context) (string, error) { return idp.URL, nil }
 	catalog, url := startCatalog(t)
-	b, err := clients.New(config.Backend{Name: "catalog", URL: url, Token: config.TokenClient, Audience: "acme-catalog"},
+	b, err := clients.New(clients.Spec{Name: "catalog", URL: url, Token: clients.TokenClient, Audience: "acme-catalog"},
 		clients.WithClientCredentials(clients.ClientCredentials{TokenURL: tokenURL, ClientID: "gw", ClientSecret: "s3cret"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := catalogv1connect.NewCatalogServiceClient(b.HTTPClient(), b.URL(), b.ClientOptions()...)
+	client := catalogv1connect.NewCatalogServiceClient(b.Client())
 	for range 5 {
-		if _, err := client.GetProduct(context.Background(), connect.NewRequest(&catalogv1.GetProductRequest{ProductId: "p-1"})); err != nil {
+		if _, err := client.GetProduct(context.Background(), &catalogv1.GetProductRequest{ProductId: "p-1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -234,7 +261,7 @@ func TestClientCredentials(t *testing.T) {
 
 	// A wrong secret fails the call before it reaches the backend.
 	before := catalog.calls.Load()
-	err = call(context.Background(), t, config.Backend{Name: "catalog", URL: url, Token: config.TokenClient},
+	err = call(context.Background(), t, clients.Spec{Name: "catalog", URL: url, Token: clients.TokenClient},
 		"p-1", clients.WithClientCredentials(clients.ClientCredentials{TokenURL: tokenURL, ClientID: "gw", ClientSecret: "wrong"}))
 	if err == nil {
 		t.Fatal("call with a refused client secret succeeded")
@@ -248,24 +275,76 @@ func TestClientCredentials(t *testing.T) {
 	}
 }
 
-func TestNewRefusesBadBackends(t *testing.T) {
+// verdict stands for the session layer's typed error (session.Error), which
+// clients must hand back unconverted.
+type verdict struct{ reason string }
+
+func (v *verdict) Error() string { return "no session: " + v.reason }
+
+// failingUserTokens fails every token request with err.
+type failingUserTokens struct {
+	fakeUserTokens
+	err error
+}
+
+func (f failingUserTokens) AccessToken(context.Context) (string, error) { return "", f.err }
+func (f failingUserTokens) ExchangedToken(context.Context, string) (string, error) {
+	return "", f.err
+}
+
+func TestTokenPolicyErrorsReachTheCaller(t *testing.T) {
 	t.Parallel()
+	sessionErr := &verdict{reason: "expired"}
+	connectErr := connect.NewError(connect.CodeUnavailable, "sessions are unavailable")
 	cases := []struct {
 		name string
-		cfg  config.Backend
-		opts []clients.Option
+		spec clients.Spec
+		err  error
 	}{
-		{"relative url", config.Backend{Name: "x", URL: "/catalog", Token: config.TokenNone}, nil},
-		{"ftp url", config.Backend{Name: "x", URL: "ftp://catalog", Token: config.TokenNone}, nil},
-		{"unknown policy", config.Backend{Name: "x", URL: "http://catalog", Token: "cookie"}, nil},
-		{"exchange without audience", config.Backend{Name: "x", URL: "http://catalog", Token: config.TokenExchange}, nil},
-		{"client without credentials", config.Backend{Name: "x", URL: "http://catalog", Token: config.TokenClient}, nil},
-		{"unknown protocol", config.Backend{Name: "x", URL: "http://catalog", Token: config.TokenNone, Protocol: "soap"}, nil},
+		{"user, typed verdict", clients.Spec{Token: clients.TokenUser}, sessionErr},
+		{"exchange, typed verdict", clients.Spec{Token: clients.TokenExchange, Audience: "acme-loyalty"}, sessionErr},
+		{"user, connect error", clients.Spec{Token: clients.TokenUser}, connectErr},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := clients.New(c.cfg, c.opts...); err == nil {
+			catalog, url := startCatalog(t)
+			c.spec.Name, c.spec.URL = "catalog", url
+			err := call(t.Context(), t, c.spec, "p-1", userTokens(failingUserTokens{err: c.err}))
+			if !errors.Is(err, c.err) {
+				t.Fatalf("got %v, want %v", err, c.err)
+			}
+			if v, ok := errors.AsType[*verdict](err); c.err == sessionErr && (!ok || v != sessionErr) {
+				t.Errorf("errors.As found %v, want the very verdict", v)
+			}
+			if got := connect.CodeOf(err); c.err == connectErr && got != connect.CodeUnavailable {
+				t.Errorf("code %v, want unavailable", got)
+			}
+			if n := catalog.calls.Load(); n != 0 {
+				t.Errorf("backend called %d times without a token", n)
+			}
+		})
+	}
+}
+
+func TestNewRefusesBadBackends(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		spec clients.Spec
+		opts []clients.Option
+	}{
+		{"relative url", clients.Spec{Name: "x", URL: "/catalog", Token: clients.TokenNone}, nil},
+		{"ftp url", clients.Spec{Name: "x", URL: "ftp://catalog", Token: clients.TokenNone}, nil},
+		{"unknown policy", clients.Spec{Name: "x", URL: "http://catalog", Token: "cookie"}, nil},
+		{"exchange without audience", clients.Spec{Name: "x", URL: "http://catalog", Token: clients.TokenExchange}, nil},
+		{"client without credentials", clients.Spec{Name: "x", URL: "http://catalog", Token: clients.TokenClient}, nil},
+		{"unknown protocol", clients.Spec{Name: "x", URL: "http://catalog", Token: clients.TokenNone, Protocol: "soap"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := clients.New(c.spec, c.opts...); err == nil {
 				t.Fatal("New accepted a bad backend")
 			}
 		})

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -39,7 +39,7 @@ func (s BreakerSettings) withDefaults() BreakerSettings {
 // successes, and a caller that gave up is no evidence either way.
 type breaker struct {
 	name string
-	cb   *gobreaker.CircuitBreaker[connect.AnyResponse]
+	cb   *gobreaker.CircuitBreaker[struct{}]
 }
 
 // errCallerGone marks a call whose caller went away; the breaker ignores it.
@@ -47,7 +47,7 @@ var errCallerGone = errors.New("caller gone")
 
 func newBreaker(name string, s BreakerSettings) *breaker {
 	s = s.withDefaults()
-	return &breaker{name: name, cb: gobreaker.NewCircuitBreaker[connect.AnyResponse](gobreaker.Settings{
+	return &breaker{name: name, cb: gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
 		Interval:    s.Interval,
@@ -87,21 +87,20 @@ func callerGone(callerCtx context.Context, err error) bool {
 // before the backend's own timeout, which tells a caller that gave up from a
 // backend that is slow. An open circuit answers at once with
 // CodeUnavailable.
-func (b *breaker) call(callerCtx context.Context, fn func() (connect.AnyResponse, error)) (connect.AnyResponse, error) {
+func (b *breaker) call(callerCtx context.Context, fn func() error) error {
 	var callErr error
-	res, err := b.cb.Execute(func() (connect.AnyResponse, error) {
-		res, err := fn()
-		callErr = err
-		if err != nil && callerGone(callerCtx, err) {
-			return res, errCallerGone
+	_, err := b.cb.Execute(func() (struct{}, error) {
+		callErr = fn()
+		if callErr != nil && callerGone(callerCtx, callErr) {
+			return struct{}{}, errCallerGone
 		}
-		return res, err
+		return struct{}{}, callErr
 	})
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New(b.name+" is unavailable (circuit open)"))
+		return connect.NewError(connect.CodeUnavailable, b.name+" is unavailable (circuit open)")
 	case errors.Is(err, errCallerGone):
-		return res, callErr
+		return callErr
 	}
-	return res, err
+	return err
 }

@@ -2,31 +2,29 @@ package clients_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 
 	"github.com/custodian-bff/custodian/clients"
-	"github.com/custodian-bff/custodian/server/config"
 )
 
 // failWith answers every call with code.
 func failWith(code connect.Code) func(context.Context, int, http.Header) error {
 	return func(context.Context, int, http.Header) error {
-		return connect.NewError(code, errors.New("backend says "+code.String()))
+		return connect.NewError(code, "backend says "+code.String())
 	}
 }
 
 // newBreakerBackend returns a backend without tokens in front of answer.
-func newBreakerBackend(t *testing.T, cfg config.Backend, answer func(context.Context, int, http.Header) error, s clients.BreakerSettings) (*scriptedBackend, *clients.Backend) {
+func newBreakerBackend(t *testing.T, spec clients.Spec, answer func(context.Context, int, http.Header) error, s clients.BreakerSettings) (*scriptedBackend, *clients.Backend) {
 	t.Helper()
 	backend := &scriptedBackend{answer: answer}
-	cfg.Name, cfg.URL, cfg.Token = "catalog", startScripted(t, backend), config.TokenNone
-	b, err := clients.New(cfg, clients.WithBreaker(s))
+	spec.Name, spec.URL, spec.Token = "catalog", startScripted(t, backend), clients.TokenNone
+	b, err := clients.New(spec, clients.WithBreaker(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +83,7 @@ func TestBreakerCountsOnlyBackendFaults(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.code.String(), func(t *testing.T) {
 			t.Parallel()
-			backend, b := newBreakerBackend(t, config.Backend{}, failWith(c.code), clients.BreakerSettings{OpenFor: time.Minute})
+			backend, b := newBreakerBackend(t, clients.Spec{}, failWith(c.code), clients.BreakerSettings{OpenFor: time.Minute})
 			for range 5 {
 				wantReached(t, backend, b, c.code)
 			}
@@ -103,11 +101,11 @@ func TestBreakerCountsOnlyBackendFaults(t *testing.T) {
 func TestBreakerNeedsConsecutiveFailures(t *testing.T) {
 	t.Parallel()
 	// Every fifth call succeeds: never five failures in a row.
-	backend, b := newBreakerBackend(t, config.Backend{}, func(_ context.Context, n int, _ http.Header) error {
+	backend, b := newBreakerBackend(t, clients.Spec{}, func(_ context.Context, n int, _ http.Header) error {
 		if n%5 == 0 {
 			return nil
 		}
-		return connect.NewError(connect.CodeUnavailable, errors.New("down"))
+		return connect.NewError(connect.CodeUnavailable, "down")
 	}, clients.BreakerSettings{OpenFor: time.Minute})
 	for i := 1; i <= 20; i++ {
 		want := connect.CodeUnavailable
@@ -146,7 +144,7 @@ func TestBreakerIgnoresCallersThatGaveUp(t *testing.T) {
 			t.Parallel()
 			var hold atomic.Bool
 			entered := make(chan struct{}, 100)
-			backend, b := newBreakerBackend(t, config.Backend{}, func(ctx context.Context, _ int, _ http.Header) error {
+			backend, b := newBreakerBackend(t, clients.Spec{}, func(ctx context.Context, _ int, _ http.Header) error {
 				if hold.Load() {
 					select {
 					case entered <- struct{}{}:
@@ -155,7 +153,7 @@ func TestBreakerIgnoresCallersThatGaveUp(t *testing.T) {
 					<-ctx.Done()
 					return ctx.Err()
 				}
-				return connect.NewError(connect.CodeUnavailable, errors.New("down"))
+				return connect.NewError(connect.CodeUnavailable, "down")
 			}, clients.BreakerSettings{OpenFor: time.Minute})
 			for range 4 {
 				wantReached(t, backend, b, connect.CodeUnavailable)
@@ -177,7 +175,7 @@ func TestBreakerIgnoresCallersThatGaveUp(t *testing.T) {
 
 func TestBreakerCountsBackendTimeouts(t *testing.T) {
 	t.Parallel()
-	backend, b := newBreakerBackend(t, config.Backend{Timeout: 20 * time.Millisecond}, func(ctx context.Context, _ int, _ http.Header) error {
+	backend, b := newBreakerBackend(t, clients.Spec{Timeout: 20 * time.Millisecond}, func(ctx context.Context, _ int, _ http.Header) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}, clients.BreakerSettings{OpenFor: time.Minute})
@@ -224,19 +222,19 @@ func TestBreakerProbe(t *testing.T) {
 						return ctx.Err()
 					}
 					if c.probe != 0 {
-						return connect.NewError(c.probe, errors.New("probe answer"))
+						return connect.NewError(c.probe, "probe answer")
 					}
 					return nil
 				case after:
 					if c.nextCode != 0 {
-						return connect.NewError(c.nextCode, errors.New("answer"))
+						return connect.NewError(c.nextCode, "answer")
 					}
 					return nil
 				default:
-					return connect.NewError(connect.CodeUnavailable, errors.New("down"))
+					return connect.NewError(connect.CodeUnavailable, "down")
 				}
 			}
-			backend, b := newBreakerBackend(t, config.Backend{}, answer, clients.BreakerSettings{OpenFor: 300 * time.Millisecond})
+			backend, b := newBreakerBackend(t, clients.Spec{}, answer, clients.BreakerSettings{OpenFor: 300 * time.Millisecond})
 			for range 5 {
 				wantReached(t, backend, b, connect.CodeUnavailable)
 			}

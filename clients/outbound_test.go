@@ -12,7 +12,8 @@ import (
 	"sync"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/custodian-bff/custodian/clients"
@@ -22,7 +23,6 @@ import (
 	"github.com/custodian-bff/custodian/gen/go/acme/orders/v1/ordersv1connect"
 	profilesv1 "github.com/custodian-bff/custodian/gen/go/acme/profiles/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/profiles/v1/profilesv1connect"
-	"github.com/custodian-bff/custodian/server/config"
 )
 
 // recordingTokens is a clients.UserTokens that records every call.
@@ -93,7 +93,8 @@ type scriptedBackend struct {
 	headers []http.Header
 }
 
-func (b *scriptedBackend) handle(ctx context.Context, header http.Header) error {
+func (b *scriptedBackend) handle(ctx context.Context) error {
+	header := requestHeader(ctx)
 	b.mu.Lock()
 	b.headers = append(b.headers, header.Clone())
 	n := len(b.headers)
@@ -122,35 +123,37 @@ func (b *scriptedBackend) Auths() []string {
 
 func (b *scriptedBackend) Calls() int { return len(b.Headers()) }
 
-func (b *scriptedBackend) GetProduct(ctx context.Context, req *connect.Request[catalogv1.GetProductRequest]) (*connect.Response[catalogv1.GetProductResponse], error) {
-	if err := b.handle(ctx, req.Header()); err != nil {
+func (b *scriptedBackend) GetProduct(ctx context.Context, req *catalogv1.GetProductRequest) (*catalogv1.GetProductResponse, error) {
+	if err := b.handle(ctx); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&catalogv1.GetProductResponse{Product: &catalogv1.Product{ProductId: req.Msg.GetProductId()}}), nil
+	return &catalogv1.GetProductResponse{Product: &catalogv1.Product{ProductId: req.GetProductId()}}, nil
 }
 
-func (b *scriptedBackend) CreateOrder(ctx context.Context, req *connect.Request[ordersv1.CreateOrderRequest]) (*connect.Response[ordersv1.CreateOrderResponse], error) {
-	if err := b.handle(ctx, req.Header()); err != nil {
+func (b *scriptedBackend) CreateOrder(ctx context.Context, req *ordersv1.CreateOrderRequest) (*ordersv1.CreateOrderResponse, error) {
+	if err := b.handle(ctx); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&ordersv1.CreateOrderResponse{Order: &ordersv1.Order{OrderId: "o-" + req.Msg.GetIdempotencyKey()}}), nil
+	return &ordersv1.CreateOrderResponse{Order: &ordersv1.Order{OrderId: "o-" + req.GetIdempotencyKey()}}, nil
 }
 
-func (b *scriptedBackend) UpdateProfile(ctx context.Context, req *connect.Request[profilesv1.UpdateProfileRequest]) (*connect.Response[profilesv1.UpdateProfileResponse], error) {
-	if err := b.handle(ctx, req.Header()); err != nil {
+func (b *scriptedBackend) UpdateProfile(ctx context.Context, req *profilesv1.UpdateProfileRequest) (*profilesv1.UpdateProfileResponse, error) {
+	if err := b.handle(ctx); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&profilesv1.UpdateProfileResponse{Profile: &profilesv1.Profile{DisplayName: req.Msg.GetDisplayName()}}), nil
+	return &profilesv1.UpdateProfileResponse{Profile: &profilesv1.Profile{DisplayName: req.GetDisplayName()}}, nil
 }
 
 // startScripted serves b over HTTP/1.1 and h2c on an ephemeral loopback
 // port and returns its URL.
 func startScripted(t *testing.T, b *scriptedBackend) string {
 	t.Helper()
+	server := connect.NewServer()
+	catalogv1connect.RegisterCatalogServiceHandler(server, b)
+	ordersv1connect.RegisterOrderServiceHandler(server, b)
+	profilesv1connect.RegisterProfileServiceHandler(server, b)
 	mux := http.NewServeMux()
-	mux.Handle(catalogv1connect.NewCatalogServiceHandler(b))
-	mux.Handle(ordersv1connect.NewOrderServiceHandler(b))
-	mux.Handle(profilesv1connect.NewProfileServiceHandler(b))
+	connecthttp.Mount(mux, server)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -168,29 +171,29 @@ func startScripted(t *testing.T, b *scriptedBackend) string {
 func refuse(tokens ...string) func(context.Context, int, http.Header) error {
 	return func(_ context.Context, _ int, h http.Header) error {
 		if slices.Contains(tokens, strings.TrimPrefix(h.Get("Authorization"), "Bearer ")) {
-			return connect.NewError(connect.CodeUnauthenticated, errors.New("token refused by backend"))
+			return connect.NewError(connect.CodeUnauthenticated, "token refused by backend")
 		}
 		return nil
 	}
 }
 
-// method is one backend method, called through a Backend's options.
+// method is one backend method, called through a Backend's client.
 type method func(ctx context.Context, b *clients.Backend) error
 
 var (
 	getProduct method = func(ctx context.Context, b *clients.Backend) error {
-		_, err := catalogv1connect.NewCatalogServiceClient(b.HTTPClient(), b.URL(), b.ClientOptions()...).
-			GetProduct(ctx, connect.NewRequest(&catalogv1.GetProductRequest{ProductId: "p-1"}))
+		_, err := catalogv1connect.NewCatalogServiceClient(b.Client()).
+			GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: "p-1"})
 		return err
 	}
 	createOrder method = func(ctx context.Context, b *clients.Backend) error {
-		_, err := ordersv1connect.NewOrderServiceClient(b.HTTPClient(), b.URL(), b.ClientOptions()...).
-			CreateOrder(ctx, connect.NewRequest(&ordersv1.CreateOrderRequest{IdempotencyKey: "key-12345"}))
+		_, err := ordersv1connect.NewOrderServiceClient(b.Client()).
+			CreateOrder(ctx, &ordersv1.CreateOrderRequest{IdempotencyKey: "key-12345"})
 		return err
 	}
 	updateProfile method = func(ctx context.Context, b *clients.Backend) error {
-		_, err := profilesv1connect.NewProfileServiceClient(b.HTTPClient(), b.URL(), b.ClientOptions()...).
-			UpdateProfile(ctx, connect.NewRequest(&profilesv1.UpdateProfileRequest{DisplayName: "Alice"}))
+		_, err := profilesv1connect.NewProfileServiceClient(b.Client()).
+			UpdateProfile(ctx, &profilesv1.UpdateProfileRequest{DisplayName: "Alice"})
 		return err
 	}
 )
@@ -211,82 +214,82 @@ func clientIDP(t *testing.T) clients.ClientCredentials {
 
 func TestRenewalOfRefusedTokens(t *testing.T) {
 	t.Parallel()
-	errRenew := connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable"))
-	errReject := connect.NewError(connect.CodeUnauthenticated, errors.New("session ended: token rejected"))
-	user := config.Backend{Token: config.TokenUser}
-	exchange := config.Backend{Token: config.TokenExchange, Audience: "acme-loyalty"}
+	errRenew := connect.NewError(connect.CodeUnavailable, "the identity provider is unavailable")
+	errReject := connect.NewError(connect.CodeUnauthenticated, "session ended: token rejected")
+	user := clients.Spec{Token: clients.TokenUser}
+	exchange := clients.Spec{Token: clients.TokenExchange, Audience: "acme-loyalty"}
 	cases := []struct {
 		name      string
-		cfg       config.Backend
+		spec      clients.Spec
 		method    method
 		answer    func(context.Context, int, http.Header) error
 		renewErr  error
-		wantErr   error        // returned as is; nil with wantCode 0: success
+		wantErr   error        // returned unconverted (errors.Is finds the very error); nil with wantCode 0: success
 		wantCode  connect.Code // when wantErr is nil
 		wantAuths []string     // bearer tokens the backend saw, in order
 		wantCalls []string     // UserTokens calls, in order
 	}{
 		{
-			name: "user token renewed and retried", cfg: user, method: getProduct, answer: refuse("at-1"),
+			name: "user token renewed and retried", spec: user, method: getProduct, answer: refuse("at-1"),
 			wantAuths: []string{"at-1", "at-2"},
 			wantCalls: []string{"AccessToken", "RenewAccessToken(at-1)"},
 		},
 		{
-			name: "renewed user token refused too", cfg: user, method: getProduct, answer: refuse("at-1", "at-2"),
+			name: "renewed user token refused too", spec: user, method: getProduct, answer: refuse("at-1", "at-2"),
 			wantErr:   errReject,
 			wantAuths: []string{"at-1", "at-2"},
 			wantCalls: []string{"AccessToken", "RenewAccessToken(at-1)", "Reject"},
 		},
 		{
-			name: "renewal fails", cfg: user, method: getProduct, answer: refuse("at-1"), renewErr: errRenew,
+			name: "renewal fails", spec: user, method: getProduct, answer: refuse("at-1"), renewErr: errRenew,
 			wantErr:   errRenew,
 			wantAuths: []string{"at-1"},
 			wantCalls: []string{"AccessToken", "RenewAccessToken(at-1)"},
 		},
 		{
-			name: "exchanged token renewed and retried", cfg: exchange, method: getProduct, answer: refuse("ex-acme-loyalty-1"),
+			name: "exchanged token renewed and retried", spec: exchange, method: getProduct, answer: refuse("ex-acme-loyalty-1"),
 			wantAuths: []string{"ex-acme-loyalty-1", "ex-acme-loyalty-2"},
 			wantCalls: []string{"ExchangedToken(acme-loyalty)", "RenewExchangedToken(acme-loyalty,ex-acme-loyalty-1)"},
 		},
 		{
-			name: "renewed exchanged token refused too", cfg: exchange, method: getProduct, answer: refuse("ex-acme-loyalty-1", "ex-acme-loyalty-2"),
+			name: "renewed exchanged token refused too", spec: exchange, method: getProduct, answer: refuse("ex-acme-loyalty-1", "ex-acme-loyalty-2"),
 			wantErr:   errReject,
 			wantAuths: []string{"ex-acme-loyalty-1", "ex-acme-loyalty-2"},
 			wantCalls: []string{"ExchangedToken(acme-loyalty)", "RenewExchangedToken(acme-loyalty,ex-acme-loyalty-1)", "Reject"},
 		},
 		{
-			name: "exchange renewal fails", cfg: exchange, method: getProduct, answer: refuse("ex-acme-loyalty-1"), renewErr: errRenew,
+			name: "exchange renewal fails", spec: exchange, method: getProduct, answer: refuse("ex-acme-loyalty-1"), renewErr: errRenew,
 			wantErr:   errRenew,
 			wantAuths: []string{"ex-acme-loyalty-1"},
 			wantCalls: []string{"ExchangedToken(acme-loyalty)", "RenewExchangedToken(acme-loyalty,ex-acme-loyalty-1)"},
 		},
 		{
-			name: "idempotent method retried", cfg: user, method: createOrder, answer: refuse("at-1"),
+			name: "idempotent method retried", spec: user, method: createOrder, answer: refuse("at-1"),
 			wantAuths: []string{"at-1", "at-2"},
 			wantCalls: []string{"AccessToken", "RenewAccessToken(at-1)"},
 		},
 		{
-			name: "method with side effects not retried", cfg: user, method: updateProfile, answer: refuse("at-1"),
+			name: "method with side effects not retried", spec: user, method: updateProfile, answer: refuse("at-1"),
 			wantCode:  connect.CodeUnavailable,
 			wantAuths: []string{"at-1"},
 			wantCalls: []string{"AccessToken", "RenewAccessToken(at-1)"},
 		},
 		{
-			name: "other refusals are not renewed", cfg: user, method: getProduct,
+			name: "other refusals are not renewed", spec: user, method: getProduct,
 			answer: func(context.Context, int, http.Header) error {
-				return connect.NewError(connect.CodePermissionDenied, errors.New("not yours"))
+				return connect.NewError(connect.CodePermissionDenied, "not yours")
 			},
 			wantCode:  connect.CodePermissionDenied,
 			wantAuths: []string{"at-1"},
 			wantCalls: []string{"AccessToken"},
 		},
 		{
-			name: "none policy never renews", cfg: config.Backend{Token: config.TokenNone}, method: getProduct, answer: refuse(""),
+			name: "none policy never renews", spec: clients.Spec{Token: clients.TokenNone}, method: getProduct, answer: refuse(""),
 			wantCode:  connect.CodeUnauthenticated,
 			wantAuths: []string{""},
 		},
 		{
-			name: "client policy never renews", cfg: config.Backend{Token: config.TokenClient}, method: getProduct, answer: refuse("cc-1"),
+			name: "client policy never renews", spec: clients.Spec{Token: clients.TokenClient}, method: getProduct, answer: refuse("cc-1"),
 			wantCode:  connect.CodeUnauthenticated,
 			wantAuths: []string{"cc-1"},
 		},
@@ -295,16 +298,17 @@ func TestRenewalOfRefusedTokens(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			backend := &scriptedBackend{answer: c.answer}
-			c.cfg.Name, c.cfg.URL = "backend", startScripted(t, backend)
-			b, err := clients.New(c.cfg, clients.WithClientCredentials(clientIDP(t)))
+			c.spec.Name, c.spec.URL = "backend", startScripted(t, backend)
+			ut := &recordingTokens{renewErr: c.renewErr, rejectErr: errReject}
+			b, err := clients.New(c.spec, clients.WithClientCredentials(clientIDP(t)), userTokens(ut))
 			if err != nil {
 				t.Fatal(err)
 			}
-			ut := &recordingTokens{renewErr: c.renewErr, rejectErr: errReject}
-			err = c.method(clients.WithUserTokens(t.Context(), ut), b)
+			err = c.method(t.Context(), b)
 			switch {
 			case c.wantErr != nil:
-				if err != c.wantErr { //nolint:errorlint // the very error, not a copy
+				// The very error, not a copy: errors.Is compares the pointer.
+				if !errors.Is(err, c.wantErr) {
 					t.Errorf("got %v, want %v", err, c.wantErr)
 				}
 			case c.wantCode != 0:
@@ -349,7 +353,7 @@ func TestTraceContextPropagation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			backend := &scriptedBackend{}
-			b, err := clients.New(config.Backend{Name: "catalog", URL: startScripted(t, backend), Token: config.TokenNone})
+			b, err := clients.New(clients.Spec{Name: "catalog", URL: startScripted(t, backend), Token: clients.TokenNone})
 			if err != nil {
 				t.Fatal(err)
 			}

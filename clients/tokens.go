@@ -2,21 +2,20 @@ package clients
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// UserTokens hands out valid access tokens of the signed-in user. The session
-// layer puts one into the request context with [WithUserTokens]; aggregator
-// code never handles tokens itself.
+// UserTokens hands out valid access tokens of the signed-in user. The
+// session layer provides them through [WithUserTokens]; aggregator code never
+// handles tokens itself.
 type UserTokens interface {
 	// AccessToken returns the session's access token, refreshed if needed.
 	AccessToken(ctx context.Context) (string, error)
@@ -33,23 +32,26 @@ type UserTokens interface {
 	Reject(ctx context.Context) error
 }
 
-type userTokensKey struct{}
+// userSource returns the tokens of the user a call acts for; nil when no
+// [WithUserTokens] was given.
+type userSource func(context.Context) UserTokens
 
-// WithUserTokens returns a copy of ctx whose backend calls act for the user
-// whose tokens ut holds.
-func WithUserTokens(ctx context.Context, ut UserTokens) context.Context {
-	return context.WithValue(ctx, userTokensKey{}, ut)
-}
-
-// UserTokensFromContext returns the user's tokens carried by ctx, if any.
-func UserTokensFromContext(ctx context.Context) (UserTokens, bool) {
-	ut, ok := ctx.Value(userTokensKey{}).(UserTokens)
-	return ut, ok && ut != nil
+// get returns the user's tokens for ctx, or the error of a call without a
+// signed-in user.
+func (s userSource) get(ctx context.Context) (UserTokens, error) {
+	if s == nil {
+		return nil, errNoUser()
+	}
+	ut := s(ctx)
+	if ut == nil {
+		return nil, errNoUser()
+	}
+	return ut, nil
 }
 
 // errNoUser is returned for user-token calls made without a signed-in user.
 func errNoUser() error {
-	return connect.NewError(connect.CodeUnauthenticated, errors.New("sign-in required"))
+	return connect.NewError(connect.CodeUnauthenticated, "sign-in required")
 }
 
 // tokenPolicy gets the bearer token of one call ("" for none) and, for
@@ -68,46 +70,49 @@ func (noToken) renew(context.Context, string) (string, UserTokens, bool, error) 
 	return "", nil, false, nil
 }
 
-type userToken struct{}
+type userToken struct{ users userSource }
 
-func (userToken) token(ctx context.Context) (string, error) {
-	ut, ok := UserTokensFromContext(ctx)
-	if !ok {
-		return "", errNoUser()
+func (u userToken) token(ctx context.Context) (string, error) {
+	ut, err := u.users.get(ctx)
+	if err != nil {
+		return "", err
 	}
 	return ut.AccessToken(ctx)
 }
 
-func (userToken) renew(ctx context.Context, rejected string) (string, UserTokens, bool, error) {
-	ut, ok := UserTokensFromContext(ctx)
-	if !ok {
-		return "", nil, false, errNoUser()
+func (u userToken) renew(ctx context.Context, rejected string) (string, UserTokens, bool, error) {
+	ut, err := u.users.get(ctx)
+	if err != nil {
+		return "", nil, false, err
 	}
 	tok, err := ut.RenewAccessToken(ctx, rejected)
 	return tok, ut, true, err
 }
 
-type exchangedToken struct{ audience string }
+type exchangedToken struct {
+	users    userSource
+	audience string
+}
 
 func (e exchangedToken) token(ctx context.Context) (string, error) {
-	ut, ok := UserTokensFromContext(ctx)
-	if !ok {
-		return "", errNoUser()
+	ut, err := e.users.get(ctx)
+	if err != nil {
+		return "", err
 	}
 	return ut.ExchangedToken(ctx, e.audience)
 }
 
 func (e exchangedToken) renew(ctx context.Context, rejected string) (string, UserTokens, bool, error) {
-	ut, ok := UserTokensFromContext(ctx)
-	if !ok {
-		return "", nil, false, errNoUser()
+	ut, err := e.users.get(ctx)
+	if err != nil {
+		return "", nil, false, err
 	}
 	tok, err := ut.RenewExchangedToken(ctx, e.audience, rejected)
 	return tok, ut, true, err
 }
 
 // ClientCredentials is the gateway's own OAuth client registration, used for
-// backends whose token policy is "client".
+// backends whose token policy is TokenClient.
 type ClientCredentials struct {
 	// TokenURL returns the provider's token endpoint; it may discover it on
 	// first use, so the gateway starts even while the provider is down.

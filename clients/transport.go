@@ -1,7 +1,7 @@
 // Package clients builds the gateway's clients for its backends: one Connect
-// client configuration per backend, speaking the backend's protocol over a
-// shared HTTP/2 transport, carrying the token its policy calls for and
-// nothing from the browser.
+// client per backend, speaking the backend's protocol over a shared HTTP/2
+// transport, carrying the token its policy calls for and nothing from the
+// browser.
 package clients
 
 import (

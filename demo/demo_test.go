@@ -7,7 +7,8 @@ import (
 	"net/url"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/custodian-bff/custodian/demo"
@@ -50,27 +51,27 @@ func TestProviderTokensReachOnlyTheirAudience(t *testing.T) {
 	// matters, so a not_found for the client's own subject counts as accepted.
 	probes := map[string]func(ctx context.Context, token string) error{
 		"profiles": func(ctx context.Context, token string) error {
-			req := connect.NewRequest(&profilesv1.GetProfileRequest{})
-			req.Header().Set("Authorization", "Bearer "+token)
-			_, err := profilesv1connect.NewProfileServiceClient(http.DefaultClient, world.Backends.Profiles.URL()).GetProfile(ctx, req)
+			ctx, info := connect.NewClientContext(ctx)
+			info.RequestHeader().Set("Authorization", "Bearer "+token)
+			_, err := profilesv1connect.NewProfileServiceClient(connect.NewClient(connecthttp.NewTransport(http.DefaultClient, world.Backends.Profiles.URL()))).GetProfile(ctx, &profilesv1.GetProfileRequest{})
 			return err
 		},
 		"orders": func(ctx context.Context, token string) error {
-			req := connect.NewRequest(&ordersv1.ListOrdersRequest{})
-			req.Header().Set("Authorization", "Bearer "+token)
-			_, err := ordersv1connect.NewOrderServiceClient(http.DefaultClient, world.Backends.Orders.URL()).ListOrders(ctx, req)
+			ctx, info := connect.NewClientContext(ctx)
+			info.RequestHeader().Set("Authorization", "Bearer "+token)
+			_, err := ordersv1connect.NewOrderServiceClient(connect.NewClient(connecthttp.NewTransport(http.DefaultClient, world.Backends.Orders.URL()))).ListOrders(ctx, &ordersv1.ListOrdersRequest{})
 			return err
 		},
 		"catalog": func(ctx context.Context, token string) error {
-			req := connect.NewRequest(&catalogv1.ListProductsRequest{})
-			req.Header().Set("Authorization", "Bearer "+token)
-			_, err := catalogv1connect.NewCatalogServiceClient(http.DefaultClient, world.Backends.Catalog.URL()).ListProducts(ctx, req)
+			ctx, info := connect.NewClientContext(ctx)
+			info.RequestHeader().Set("Authorization", "Bearer "+token)
+			_, err := catalogv1connect.NewCatalogServiceClient(connect.NewClient(connecthttp.NewTransport(http.DefaultClient, world.Backends.Catalog.URL()))).ListProducts(ctx, &catalogv1.ListProductsRequest{})
 			return err
 		},
 		"loyalty": func(ctx context.Context, token string) error {
-			req := connect.NewRequest(&loyaltyv1.GetAccountRequest{})
-			req.Header().Set("Authorization", "Bearer "+token)
-			_, err := loyaltyv1connect.NewLoyaltyServiceClient(http.DefaultClient, world.Backends.Loyalty.URL()).GetAccount(ctx, req)
+			ctx, info := connect.NewClientContext(ctx)
+			info.RequestHeader().Set("Authorization", "Bearer "+token)
+			_, err := loyaltyv1connect.NewLoyaltyServiceClient(connect.NewClient(connecthttp.NewTransport(http.DefaultClient, world.Backends.Loyalty.URL()))).GetAccount(ctx, &loyaltyv1.GetAccountRequest{})
 			return err
 		},
 	}

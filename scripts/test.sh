@@ -44,8 +44,16 @@ if [ -n "$(git status --porcelain -- gen)" ]; then
   exit 1
 fi
 
+step "go mod tidy leaves go.mod and go.sum as committed"
+go mod tidy
+if [ -n "$(git status --porcelain -- go.mod go.sum)" ]; then
+  git diff -- go.mod
+  echo "go.mod or go.sum is not tidy: run 'go mod tidy' and commit" >&2
+  exit 1
+fi
+
 step "gofmt and go vet"
-unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^gen/') 2>&1 || true)
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v -e '^gen/' -e '^examples/[^/]*/gen/') 2>&1 || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:" >&2
   echo "$unformatted" >&2
@@ -64,3 +72,6 @@ export GRPCURL="$PWD/.build/bin/grpcurl"
 
 step "Go tests (race detector on)"
 go test -race -count=1 ./...
+
+step "The example gateway, a module of its own on the public API (examples/notes)"
+bash scripts/example.sh

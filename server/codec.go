@@ -1,14 +1,15 @@
 package server
 
 import (
-	"bytes"
 	"compress/gzip"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 
-	"connectrpc.com/connect"
-	"google.golang.org/protobuf/encoding/protojson"
+	"connectrpc.com/connect/v2/connectgzip"
+	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/connect/v2/connectproto"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -19,54 +20,34 @@ import (
 // lets a small hostile request cost deep recursion.
 const maxNesting = 32
 
-var errNotProto = errors.New("not a protobuf message")
-
 // codecs returns the handler codecs: connect-go's binary and JSON codecs
 // with a nesting limit on what they decode, and gzip at its fastest level
 // (answers are small; level 6 cost three times the CPU for a few percent).
-func codecs() []connect.HandlerOption {
-	return []connect.HandlerOption{
-		connect.WithCompression("gzip",
-			func() connect.Decompressor { return &gzip.Reader{} },
-			func() connect.Compressor {
-				w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // fails only for an invalid level
-				return w
-			},
-		),
-		connect.WithCodec(protoCodec{}),
-		connect.WithCodec(jsonCodec{name: "json"}),
-		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
+func codecs() []connecthttp.Option {
+	binary := connectproto.NewBinaryCodec()
+	binary.UnmarshalOptions.RecursionLimit = maxNesting
+	json := connectproto.NewJSONCodec()
+	// Unknown fields are dropped, as connect-go does, so clients and the
+	// gateway need not share one schema version.
+	json.UnmarshalOptions.DiscardUnknown = true
+	json.UnmarshalOptions.RecursionLimit = maxNesting
+	return []connecthttp.Option{
+		connecthttp.WithCompressors(connectgzip.New(connectgzip.WithLevel(gzip.BestSpeed))),
+		connecthttp.WithCodecs(protoCodec{binary}, json),
 	}
 }
 
-type protoCodec struct{}
+// protoCodec is connect-go's binary codec that also bounds the nesting of
+// unknown groups.
+type protoCodec struct{ *connectproto.BinaryCodec }
 
-func (protoCodec) Name() string   { return "proto" }
-func (protoCodec) IsBinary() bool { return true }
-
-func (protoCodec) Marshal(m any) ([]byte, error) {
+func (c protoCodec) UnmarshalRead(ctx context.Context, src io.Reader, m any) error {
+	if err := c.BinaryCodec.UnmarshalRead(ctx, src, m); err != nil {
+		return err
+	}
 	msg, ok := m.(proto.Message)
 	if !ok {
-		return nil, errNotProto
-	}
-	return proto.Marshal(msg)
-}
-
-func (protoCodec) MarshalStable(m any) ([]byte, error) {
-	msg, ok := m.(proto.Message)
-	if !ok {
-		return nil, errNotProto
-	}
-	return proto.MarshalOptions{Deterministic: true}.Marshal(msg)
-}
-
-func (protoCodec) Unmarshal(data []byte, m any) error {
-	msg, ok := m.(proto.Message)
-	if !ok {
-		return errNotProto
-	}
-	if err := (proto.UnmarshalOptions{RecursionLimit: maxNesting}).Unmarshal(data, msg); err != nil {
-		return fmt.Errorf("unmarshal: %w", err)
+		return connectproto.ErrNotProtoMessage
 	}
 	// RecursionLimit does not cover unknown groups, which protobuf skips
 	// with its own limit of 10000: count them too.
@@ -133,46 +114,4 @@ func groupDepth(b []byte) int {
 		b = b[n:]
 	}
 	return deepest
-}
-
-type jsonCodec struct{ name string }
-
-func (c jsonCodec) Name() string { return c.name }
-func (jsonCodec) IsBinary() bool { return false }
-
-func (jsonCodec) Marshal(m any) ([]byte, error) {
-	msg, ok := m.(proto.Message)
-	if !ok {
-		return nil, errNotProto
-	}
-	return protojson.Marshal(msg)
-}
-
-func (c jsonCodec) MarshalStable(m any) ([]byte, error) {
-	b, err := c.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, b); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
-
-func (jsonCodec) Unmarshal(data []byte, m any) error {
-	msg, ok := m.(proto.Message)
-	if !ok {
-		return errNotProto
-	}
-	if len(data) == 0 {
-		return errors.New("empty payload is not a JSON object")
-	}
-	// Unknown fields are dropped, as connect-go does, so clients and the
-	// gateway need not share one schema version.
-	opts := protojson.UnmarshalOptions{DiscardUnknown: true, RecursionLimit: maxNesting}
-	if err := opts.Unmarshal(data, msg); err != nil {
-		return fmt.Errorf("unmarshal: %w", err)
-	}
-	return nil
 }

@@ -1,12 +1,23 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connectproto"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
+	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
 )
 
 // nestedGroups returns n unknown groups (field 99), each inside the last.
@@ -50,13 +61,81 @@ func TestProtoCodecNestingCountsUnknownGroups(t *testing.T) {
 		// they cost no recursion and are kept as they are.
 		{"100 nested unknown bytes fields", lengthDelimited(100), false},
 	}
+	binary := connectproto.NewBinaryCodec()
+	binary.UnmarshalOptions.RecursionLimit = maxNesting
+	codec := protoCodec{binary}
 	for _, c := range cases {
-		err := protoCodec{}.Unmarshal(c.data, &storefrontv1.GetDashboardResponse{})
+		err := codec.UnmarshalRead(t.Context(), bytes.NewReader(c.data), &storefrontv1.GetDashboardResponse{})
 		if c.refused != (err != nil) {
 			t.Errorf("%s: Unmarshal: %v, want refused %v", c.name, err, c.refused)
 		}
 		if c.refused && !errors.Is(err, errTooDeep) {
 			t.Errorf("%s: Unmarshal: %v, want %v", c.name, err, errTooDeep)
 		}
+	}
+}
+
+type echoProducts struct {
+	storefrontv1connect.UnimplementedProductServiceHandler
+}
+
+func (echoProducts) GetProduct(_ context.Context, req *storefrontv1.GetProductRequest) (*storefrontv1.GetProductResponse, error) {
+	return &storefrontv1.GetProductResponse{Product: &storefrontv1.Product{ProductId: req.GetProductId()}}, nil
+}
+
+// TestServedCodecs checks the codecs the server mounts, over HTTP: binary
+// requests with unknown groups nested too deeply are refused, JSON requests
+// drop unknown fields (with or without a charset) but not their nesting.
+func TestServedCodecs(t *testing.T) {
+	t.Parallel()
+	s, err := New(WithService(Service{Register: func(srv *connect.Server) {
+		storefrontv1connect.RegisterProductServiceHandler(srv, echoProducts{})
+	}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(s.Handler())
+	t.Cleanup(front.Close)
+
+	request, err := proto.Marshal(&storefrontv1.GetProductRequest{ProductId: "p-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nestedJSON nests n arrays in an unknown field: with the request
+	// message, n+1 levels.
+	nestedJSON := func(n int) string {
+		return `{"productId":"p-1","unknownField":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`
+	}
+	tests := []struct {
+		name        string
+		contentType string
+		body        []byte
+		wantStatus  int
+	}{
+		{"binary", "application/proto", request, http.StatusOK},
+		{"binary with unknown groups at the limit", "application/proto", append(slices.Clip(request), nestedGroups(maxNesting)...), http.StatusOK},
+		{"binary with unknown groups over the limit", "application/proto", append(slices.Clip(request), nestedGroups(maxNesting+1)...), http.StatusBadRequest},
+		{"binary with 9999 unknown groups", "application/proto", append(slices.Clip(request), nestedGroups(9999)...), http.StatusBadRequest},
+		{"JSON with an unknown field", "application/json", []byte(`{"productId":"p-1","unknownField":{"a":1}}`), http.StatusOK},
+		{"JSON with charset", "application/json; charset=utf-8", []byte(`{"productId":"p-1"}`), http.StatusOK},
+		{"JSON with an unknown field nested to the limit", "application/json", []byte(nestedJSON(maxNesting - 1)), http.StatusOK},
+		{"JSON with an unknown field nested too deeply", "application/json", []byte(nestedJSON(maxNesting)), http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res, err := front.Client().Post(front.URL+storefrontv1connect.ProductServiceGetProductProcedure, tt.contentType, bytes.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d (%s), want %d", res.StatusCode, body, tt.wantStatus)
+			}
+			if tt.wantStatus == http.StatusBadRequest && !strings.Contains(string(body), `"invalid_argument"`) {
+				t.Errorf("body %s, want code invalid_argument", body)
+			}
+		})
 	}
 }

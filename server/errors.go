@@ -4,74 +4,83 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 
-	"connectrpc.com/connect"
-
-	"github.com/custodian-bff/custodian/internal/requestid"
+	"connectrpc.com/connect/v2"
 )
 
-// errInternal is all a client learns of an error the handlers did not turn
+// safeMessage is all a client learns of an error the handlers did not turn
 // into a Connect error on purpose.
-var errInternal = errors.New("internal error")
+const safeMessage = "internal error"
+
+// connectErrorer is an error that knows its browser-facing form, such as the
+// session layer's verdict: the edge sends that form and nothing else.
+type connectErrorer interface {
+	error
+	ConnectError() *connect.Error
+}
 
 // edgeInterceptor is the outermost interceptor of every service: it logs
-// failed calls with their request id and makes sure only deliberate Connect
-// errors reach the client. Any other error (a wrapped backend error, a bug)
-// becomes CodeInternal with a fixed message, so its text stays in the log;
-// a backend's Connect error passed on as it came keeps only its code.
-type edgeInterceptor struct {
-	logger *slog.Logger
-}
-
-func (i *edgeInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		res, err := next(ctx, req)
-		if err != nil {
-			return nil, i.sanitize(ctx, req.Spec().Procedure, err)
+// failed calls and makes sure only deliberate Connect errors reach the
+// client. Any other error (a wrapped backend error, a bug, a panic) becomes
+// CodeInternal with a fixed message, so its text stays in the log; a
+// backend's Connect error passed on as it came keeps only its code.
+func edgeInterceptor(logger *slog.Logger) connect.ServerInterceptor {
+	return func(next connect.ServerFunc) connect.ServerFunc {
+		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) (err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					logger.LogAttrs(ctx, slog.LevelError, "handler panicked",
+						slog.String("procedure", spec.Procedure), slog.Any("panic", p))
+					err = connect.NewError(connect.CodeInternal, safeMessage)
+				}
+			}()
+			if err := next(ctx, spec, stream); err != nil {
+				return sanitize(ctx, logger, spec.Procedure, err)
+			}
+			return nil
 		}
-		return res, nil
-	}
-}
-
-func (i *edgeInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-func (i *edgeInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		if err := next(ctx, conn); err != nil {
-			return i.sanitize(ctx, conn.Spec().Procedure, err)
-		}
-		return nil
 	}
 }
 
 // sanitize returns the error the client may see and logs the full one.
-func (i *edgeInterceptor) sanitize(ctx context.Context, procedure string, err error) error {
-	id := requestid.FromContext(ctx)
+func sanitize(ctx context.Context, logger *slog.Logger, procedure string, err error) error {
+	var verdict connectErrorer
+	if errors.As(err, &verdict) {
+		connectErr := verdict.ConnectError()
+		logger.LogAttrs(ctx, levelFor(connectErr.Code()), "call failed",
+			slog.String("procedure", procedure), slog.String("code", connectErr.Code().String()),
+			slog.String("error", err.Error()))
+		return connectErr
+	}
 	var connectErr *connect.Error
 	switch {
-	case errors.As(err, &connectErr) && connect.IsWireError(connectErr):
+	case errors.As(err, &connectErr) && connectErr.IsRemote():
 		// A backend's own error that a handler passed on: its code may
 		// stay, its message, details and metadata may not.
-		i.logger.LogAttrs(ctx, slog.LevelError, "a backend's error reached the edge unsanitized",
-			slog.String("request_id", id), slog.String("procedure", procedure),
-			slog.String("code", connectErr.Code().String()), slog.String("error", err.Error()))
-		return connect.NewError(connectErr.Code(), errors.New(connectErr.Code().String()))
+		logger.LogAttrs(ctx, slog.LevelError, "a backend's error reached the edge unsanitized",
+			slog.String("procedure", procedure), slog.String("code", connectErr.Code().String()),
+			slog.String("error", err.Error()))
+		return connect.NewError(connectErr.Code(), connectErr.Code().String())
 	case errors.As(err, &connectErr):
-		i.logger.LogAttrs(ctx, levelFor(connectErr.Code()), "call failed",
-			slog.String("request_id", id), slog.String("procedure", procedure),
-			slog.String("code", connectErr.Code().String()), slog.String("error", err.Error()))
+		attrs := []slog.Attr{
+			slog.String("procedure", procedure), slog.String("code", connectErr.Code().String()),
+			slog.String("error", err.Error()),
+		}
+		// A connect error's text leaves out its cause, the real error a
+		// handler attached with WithCause: log it too.
+		if cause := connectErr.Unwrap(); cause != nil {
+			attrs = append(attrs, slog.String("cause", cause.Error()))
+		}
+		logger.LogAttrs(ctx, levelFor(connectErr.Code()), "call failed", attrs...)
 		return connectErr
 	case errors.Is(err, context.Canceled):
-		return connect.NewError(connect.CodeCanceled, errors.New("call canceled"))
+		return connect.NewError(connect.CodeCanceled, "call canceled")
 	case errors.Is(err, context.DeadlineExceeded):
-		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
+		return connect.NewError(connect.CodeDeadlineExceeded, "deadline exceeded")
 	default:
-		i.logger.LogAttrs(ctx, slog.LevelError, "call failed with an unclassified error",
-			slog.String("request_id", id), slog.String("procedure", procedure), slog.String("error", err.Error()))
-		return connect.NewError(connect.CodeInternal, errInternal)
+		logger.LogAttrs(ctx, slog.LevelError, "call failed with an unclassified error",
+			slog.String("procedure", procedure), slog.String("error", err.Error()))
+		return connect.NewError(connect.CodeInternal, safeMessage)
 	}
 }
 
@@ -84,16 +93,5 @@ func levelFor(code connect.Code) slog.Level {
 		return slog.LevelWarn
 	default:
 		return slog.LevelDebug
-	}
-}
-
-// recoverPanic turns a handler panic into CodeInternal and logs it; the
-// listener keeps serving.
-func recoverPanic(logger *slog.Logger) func(context.Context, connect.Spec, http.Header, any) error {
-	return func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
-		logger.LogAttrs(ctx, slog.LevelError, "handler panicked",
-			slog.String("request_id", requestid.FromContext(ctx)), slog.String("procedure", spec.Procedure),
-			slog.Any("panic", p))
-		return connect.NewError(connect.CodeInternal, errInternal)
 	}
 }

@@ -2,11 +2,10 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sync"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -26,27 +25,58 @@ type health struct {
 // binary, whoever else links it.
 const healthServiceName = "grpc.health.v1.Health"
 
-// healthHandler serves grpc.health.v1.Health with the given options.
-func healthHandler(h *health, opts ...connect.HandlerOption) (string, http.Handler) {
+// registerHealth registers grpc.health.v1.Health on srv. Its generated
+// code is grpc-go's, so the methods are registered by hand.
+func registerHealth(srv *connect.Server, h *health) {
 	methods := healthv1.File_grpc_health_v1_health_proto.Services().ByName("Health").Methods()
-	mux := http.NewServeMux()
-	mux.Handle(healthv1.Health_Check_FullMethodName, connect.NewUnaryHandler(
-		healthv1.Health_Check_FullMethodName, h.Check,
-		append(opts, connect.WithSchema(methods.ByName("Check")), connect.WithIdempotency(connect.IdempotencyNoSideEffects))...,
-	))
-	mux.Handle(healthv1.Health_Watch_FullMethodName, connect.NewServerStreamHandler(
-		healthv1.Health_Watch_FullMethodName, h.Watch,
-		append(opts, connect.WithSchema(methods.ByName("Watch")))...,
-	))
-	return "/" + healthServiceName + "/", mux
+	srv.Register(
+		connect.Method{
+			Spec: connect.Spec{
+				StreamType:       connect.StreamTypeUnary,
+				IdempotencyLevel: connect.IdempotencyNoSideEffects,
+				Schema:           methods.ByName("Check"),
+				Procedure:        healthv1.Health_Check_FullMethodName,
+			},
+			Handler: func(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+				var req healthv1.HealthCheckRequest
+				if err := stream.Receive(&req); err != nil {
+					return err
+				}
+				res, err := h.Check(ctx, &req)
+				if err != nil {
+					return err
+				}
+				return stream.Send(res)
+			},
+		},
+		connect.Method{
+			Spec: connect.Spec{
+				StreamType: connect.StreamTypeServer,
+				Schema:     methods.ByName("Watch"),
+				Procedure:  healthv1.Health_Watch_FullMethodName,
+			},
+			Handler: func(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+				var req healthv1.HealthCheckRequest
+				if err := stream.Receive(&req); err != nil {
+					return err
+				}
+				return h.Watch(ctx, &req, stream)
+			},
+		},
+	)
 }
 
-func newHealth(services []string) *health {
-	h := &health{services: map[string]bool{"": true}, changed: make(chan struct{})}
+func newHealth() *health {
+	return &health{services: map[string]bool{"": true}, changed: make(chan struct{})}
+}
+
+// add makes services known, and as serving as the server is.
+func (h *health) add(services ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, s := range services {
 		h.services[s] = true
 	}
-	return h
 }
 
 // drain marks every service NOT_SERVING so load balancers stop sending new
@@ -77,19 +107,19 @@ func (h *health) status(service string) (healthv1.HealthCheckResponse_ServingSta
 }
 
 // Check answers for the whole server ("") or one registered service.
-func (h *health) Check(_ context.Context, req *connect.Request[healthv1.HealthCheckRequest]) (*connect.Response[healthv1.HealthCheckResponse], error) {
-	status, _ := h.status(req.Msg.GetService())
+func (h *health) Check(_ context.Context, req *healthv1.HealthCheckRequest) (*healthv1.HealthCheckResponse, error) {
+	status, _ := h.status(req.GetService())
 	if status == healthv1.HealthCheckResponse_SERVICE_UNKNOWN {
-		return nil, connect.NewError(connect.CodeNotFound, errors.New("unknown service"))
+		return nil, connect.NewError(connect.CodeNotFound, "unknown service")
 	}
-	return connect.NewResponse(&healthv1.HealthCheckResponse{Status: status}), nil
+	return &healthv1.HealthCheckResponse{Status: status}, nil
 }
 
 // Watch sends the current status, and the new one when it changes. It ends
 // once the server is draining.
-func (h *health) Watch(ctx context.Context, req *connect.Request[healthv1.HealthCheckRequest], stream *connect.ServerStream[healthv1.HealthCheckResponse]) error {
+func (h *health) Watch(ctx context.Context, req *healthv1.HealthCheckRequest, stream connect.ServerStream) error {
 	for {
-		status, changed := h.status(req.Msg.GetService())
+		status, changed := h.status(req.GetService())
 		if err := stream.Send(&healthv1.HealthCheckResponse{Status: status}); err != nil {
 			return err
 		}

@@ -5,14 +5,15 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func TestHealthDrain(t *testing.T) {
 	t.Parallel()
 	const svc = "acme.storefront.v1.ProductService"
-	h := newHealth([]string{svc})
+	h := newHealth()
+	h.add(svc)
 
 	ready := func() (int, string) {
 		rec := httptest.NewRecorder()
@@ -20,11 +21,11 @@ func TestHealthDrain(t *testing.T) {
 		return rec.Code, rec.Body.String()
 	}
 	check := func(service string) (healthv1.HealthCheckResponse_ServingStatus, error) {
-		res, err := h.Check(t.Context(), connect.NewRequest(&healthv1.HealthCheckRequest{Service: service}))
+		res, err := h.Check(t.Context(), &healthv1.HealthCheckRequest{Service: service})
 		if err != nil {
 			return 0, err
 		}
-		return res.Msg.GetStatus(), nil
+		return res.GetStatus(), nil
 	}
 
 	if code, body := ready(); code != http.StatusOK || body != "ready\n" {
@@ -66,5 +67,29 @@ func TestHealthDrain(t *testing.T) {
 	}
 	if _, err := check("no.such.Service"); connect.CodeOf(err) != connect.CodeNotFound {
 		t.Errorf("Check(unknown) while draining = %v, want NotFound", err)
+	}
+	// A service added while draining is known, and not serving.
+	const late = "acme.storefront.v1.AccountService"
+	h.add(late)
+	if got, err := check(late); err != nil || got != healthv1.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("Check(%q) added while draining = %v, %v; want NOT_SERVING", late, got, err)
+	}
+}
+
+func TestHealthAdd(t *testing.T) {
+	t.Parallel()
+	h := newHealth()
+	const svc = "acme.storefront.v1.ProductService"
+	if _, err := h.Check(t.Context(), &healthv1.HealthCheckRequest{Service: svc}); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("Check(%q) before add = %v, want NotFound", svc, err)
+	}
+	res, err := h.Check(t.Context(), &healthv1.HealthCheckRequest{})
+	if err != nil || res.GetStatus() != healthv1.HealthCheckResponse_SERVING {
+		t.Fatalf("Check(\"\") of a server without services = %v, %v; want SERVING", res, err)
+	}
+	h.add(svc)
+	res, err = h.Check(t.Context(), &healthv1.HealthCheckRequest{Service: svc})
+	if err != nil || res.GetStatus() != healthv1.HealthCheckResponse_SERVING {
+		t.Fatalf("Check(%q) after add = %v, %v; want SERVING", svc, res, err)
 	}
 }

@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
@@ -17,10 +19,12 @@ func TestHealthCheck(t *testing.T) {
 	transports := []struct {
 		name string
 		h2c  bool
-		opts []connect.ClientOption
+		opts []connecthttp.Option
 	}{
 		{name: "connect over HTTP/1.1"},
-		{name: "gRPC over h2c", h2c: true, opts: []connect.ClientOption{connect.WithGRPC()}},
+		{name: "connect GET over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithHTTPGet()}},
+		{name: "gRPC over h2c", h2c: true, opts: []connecthttp.Option{connecthttp.WithGRPC()}},
+		{name: "gRPC-Web over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}},
 	}
 	services := []struct {
 		name     string
@@ -41,9 +45,9 @@ func TestHealthCheck(t *testing.T) {
 				if tr.h2c {
 					httpClient, _ = h2cClient(t)
 				}
-				client := connect.NewClient[healthv1.HealthCheckRequest, healthv1.HealthCheckResponse](
-					httpClient, h.URL()+healthv1.Health_Check_FullMethodName, tr.opts...)
-				res, err := client.CallUnary(t.Context(), connect.NewRequest(&healthv1.HealthCheckRequest{Service: svc.service}))
+				client := newConnectClient(httpClient, h.URL(), tr.opts...)
+				var res healthv1.HealthCheckResponse
+				err := client.CallUnary(t.Context(), healthCheckSpec, &healthv1.HealthCheckRequest{Service: svc.service}, &res)
 				if svc.wantCode != 0 {
 					wantCode(t, err, svc.wantCode)
 					return
@@ -51,7 +55,7 @@ func TestHealthCheck(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Check(%q): %v", svc.service, err)
 				}
-				if got := res.Msg.GetStatus(); got != healthv1.HealthCheckResponse_SERVING {
+				if got := res.GetStatus(); got != healthv1.HealthCheckResponse_SERVING {
 					t.Errorf("Check(%q) = %v, want SERVING", svc.service, got)
 				}
 			})
@@ -64,9 +68,10 @@ func TestHealthWatch(t *testing.T) {
 	tests := []struct {
 		name string
 		h2c  bool
-		opts []connect.ClientOption
+		opts []connecthttp.Option
 	}{
-		{name: "gRPC over h2c", h2c: true, opts: []connect.ClientOption{connect.WithGRPC()}},
+		{name: "gRPC over h2c", h2c: true, opts: []connecthttp.Option{connecthttp.WithGRPC()}},
+		{name: "gRPC-Web over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}},
 		{name: "connect over HTTP/1.1"},
 	}
 	for _, tt := range tests {
@@ -77,37 +82,38 @@ func TestHealthWatch(t *testing.T) {
 			if tt.h2c {
 				httpClient, _ = h2cClient(t)
 			}
-			client := connect.NewClient[healthv1.HealthCheckRequest, healthv1.HealthCheckResponse](
-				httpClient, h.URL()+healthv1.Health_Watch_FullMethodName, tt.opts...)
-			stream, err := client.CallServerStream(t.Context(), connect.NewRequest(&healthv1.HealthCheckRequest{
+			ctx, info := connect.NewClientContext(t.Context())
+			stream, err := newConnectClient(httpClient, h.URL(), tt.opts...).CallServerStream(ctx, healthWatchSpec, &healthv1.HealthCheckRequest{
 				Service: storefrontv1connect.ProductServiceName,
-			}))
+			})
 			if err != nil {
 				t.Fatalf("Watch: %v", err)
 			}
 			defer stream.Close()
 
-			if !stream.Receive() {
-				t.Fatalf("Watch ended before its first message: %v", stream.Err())
+			var msg healthv1.HealthCheckResponse
+			if err := stream.Receive(&msg); err != nil {
+				t.Fatalf("Watch ended before its first message: %v", err)
 			}
-			if got := stream.Msg().GetStatus(); got != healthv1.HealthCheckResponse_SERVING {
+			if got := msg.GetStatus(); got != healthv1.HealthCheckResponse_SERVING {
 				t.Fatalf("first Watch status %v, want SERVING", got)
 			}
-			if stream.ResponseHeader().Get(requestid.Header) == "" {
+			if info.ResponseHeader().Get(requestid.Header) == "" {
 				t.Errorf("Watch response has no %s header", requestid.Header)
 			}
 
 			h.Stop()
-			if !stream.Receive() {
-				t.Fatalf("Watch ended without reporting NOT_SERVING: %v", stream.Err())
+			if err := stream.Receive(&msg); err != nil {
+				t.Fatalf("Watch ended without reporting NOT_SERVING: %v", err)
 			}
-			if got := stream.Msg().GetStatus(); got != healthv1.HealthCheckResponse_NOT_SERVING {
+			if got := msg.GetStatus(); got != healthv1.HealthCheckResponse_NOT_SERVING {
 				t.Fatalf("Watch status after shutdown %v, want NOT_SERVING", got)
 			}
-			if stream.Receive() {
-				t.Fatalf("Watch sent %v after NOT_SERVING, want the stream to end", stream.Msg())
+			err = stream.Receive(&msg)
+			if err == nil {
+				t.Fatalf("Watch sent %v after NOT_SERVING, want the stream to end", &msg)
 			}
-			if err := stream.Err(); err != nil {
+			if !errors.Is(err, io.EOF) {
 				t.Fatalf("Watch ended with %v, want a clean end", err)
 			}
 			if err := h.Wait(); err != nil {
@@ -121,19 +127,19 @@ func TestHealthWatchUnknownService(t *testing.T) {
 	t.Parallel()
 	h := startServer(t)
 	httpClient, _ := h2cClient(t)
-	client := connect.NewClient[healthv1.HealthCheckRequest, healthv1.HealthCheckResponse](
-		httpClient, h.URL()+healthv1.Health_Watch_FullMethodName, connect.WithGRPC())
-	stream, err := client.CallServerStream(t.Context(), connect.NewRequest(&healthv1.HealthCheckRequest{Service: "no.such.Service"}))
+	client := newConnectClient(httpClient, h.URL(), connecthttp.WithGRPC())
+	stream, err := client.CallServerStream(t.Context(), healthWatchSpec, &healthv1.HealthCheckRequest{Service: "no.such.Service"})
 	if err != nil {
 		t.Fatalf("Watch: %v", err)
 	}
 	defer stream.Close()
 	// The gRPC health protocol answers Watch of an unknown service with
 	// SERVICE_UNKNOWN rather than an error.
-	if !stream.Receive() {
-		t.Fatalf("Watch ended before its first message: %v", stream.Err())
+	var msg healthv1.HealthCheckResponse
+	if err := stream.Receive(&msg); err != nil {
+		t.Fatalf("Watch ended before its first message: %v", err)
 	}
-	if got := stream.Msg().GetStatus(); got != healthv1.HealthCheckResponse_SERVICE_UNKNOWN {
+	if got := msg.GetStatus(); got != healthv1.HealthCheckResponse_SERVICE_UNKNOWN {
 		t.Fatalf("Watch status %v, want SERVICE_UNKNOWN", got)
 	}
 }

@@ -10,6 +10,9 @@ type Limits struct {
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds reading a whole request, body included. Default 30s.
 	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response. Default 0 (none), so that
+	// server streams are not cut off.
+	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long. Default 120s.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds request headers (HTTP/1 and HTTP/2). Default 16 KiB.
@@ -23,28 +26,36 @@ type Limits struct {
 	ShutdownTimeout time.Duration
 }
 
+// DefaultLimits returns the limits a zero field of Limits takes.
+func DefaultLimits() Limits {
+	return Limits{
+		ReadHeaderTimeout:    5 * time.Second,
+		ReadTimeout:          30 * time.Second,
+		IdleTimeout:          120 * time.Second,
+		MaxHeaderBytes:       16 << 10,
+		MaxBodyBytes:         1 << 20,
+		MaxConcurrentStreams: 100,
+		ShutdownTimeout:      20 * time.Second,
+	}
+}
+
 // withDefaults returns l with every zero field set to its default.
 func (l Limits) withDefaults() Limits {
-	if l.ReadHeaderTimeout <= 0 {
-		l.ReadHeaderTimeout = 5 * time.Second
-	}
-	if l.ReadTimeout <= 0 {
-		l.ReadTimeout = 30 * time.Second
-	}
-	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = 120 * time.Second
-	}
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = 16 << 10
-	}
-	if l.MaxBodyBytes <= 0 {
-		l.MaxBodyBytes = 1 << 20
-	}
-	if l.MaxConcurrentStreams <= 0 {
-		l.MaxConcurrentStreams = 100
-	}
-	if l.ShutdownTimeout <= 0 {
-		l.ShutdownTimeout = 20 * time.Second
-	}
+	d := DefaultLimits()
+	setDefault(&l.ReadHeaderTimeout, d.ReadHeaderTimeout)
+	setDefault(&l.ReadTimeout, d.ReadTimeout)
+	setDefault(&l.WriteTimeout, d.WriteTimeout)
+	setDefault(&l.IdleTimeout, d.IdleTimeout)
+	setDefault(&l.MaxHeaderBytes, d.MaxHeaderBytes)
+	setDefault(&l.MaxBodyBytes, d.MaxBodyBytes)
+	setDefault(&l.MaxConcurrentStreams, d.MaxConcurrentStreams)
+	setDefault(&l.ShutdownTimeout, d.ShutdownTimeout)
 	return l
+}
+
+// setDefault sets a zero or negative field to value.
+func setDefault[T int | int64 | time.Duration](field *T, value T) {
+	if *field <= 0 {
+		*field = value
+	}
 }

@@ -19,6 +19,7 @@ func TestLimitsWithDefaults(t *testing.T) {
 	custom := Limits{
 		ReadHeaderTimeout:    time.Second,
 		ReadTimeout:          2 * time.Second,
+		WriteTimeout:         5 * time.Second,
 		IdleTimeout:          3 * time.Second,
 		MaxHeaderBytes:       4 << 10,
 		MaxBodyBytes:         8 << 10,
@@ -52,6 +53,15 @@ func TestLimitsWithDefaults(t *testing.T) {
 	}
 }
 
+func mustNew(t *testing.T, opts ...Option) *Server {
+	t.Helper()
+	s, err := New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestNewAppliesLimits(t *testing.T) {
 	t.Parallel()
 	s, err := New(WithLimits(Limits{MaxHeaderBytes: 4 << 10, MaxConcurrentStreams: 3}))
@@ -67,6 +77,13 @@ func TestNewAppliesLimits(t *testing.T) {
 	}
 	if hs.ReadHeaderTimeout != 5*time.Second || hs.ReadTimeout != 30*time.Second || hs.IdleTimeout != 120*time.Second {
 		t.Errorf("timeouts = %v/%v/%v, want the defaults 5s/30s/120s", hs.ReadHeaderTimeout, hs.ReadTimeout, hs.IdleTimeout)
+	}
+	// No write timeout by default: it would cut off server streams.
+	if hs.WriteTimeout != 0 {
+		t.Errorf("WriteTimeout = %v, want none by default", hs.WriteTimeout)
+	}
+	if got := mustNew(t, WithLimits(Limits{WriteTimeout: time.Minute})).httpServer().WriteTimeout; got != time.Minute {
+		t.Errorf("WriteTimeout = %v, want the configured 1m", got)
 	}
 	if !hs.Protocols.UnencryptedHTTP2() || !hs.Protocols.HTTP1() {
 		t.Errorf("plaintext server protocols = %v, want HTTP/1 and h2c", hs.Protocols)

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
+	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
@@ -25,12 +27,14 @@ func TestMaxBodyBytes(t *testing.T) {
 	tests := []struct {
 		name string
 		h2c  bool
-		opts []connect.ClientOption
+		opts []connecthttp.Option
 	}{
 		{name: "connect over HTTP/1.1"},
 		{name: "connect over h2c", h2c: true},
-		{name: "gRPC over h2c", h2c: true, opts: []connect.ClientOption{connect.WithGRPC()}},
-		{name: "gRPC-Web over HTTP/1.1", opts: []connect.ClientOption{connect.WithGRPCWeb()}},
+		{name: "connect gzip over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithSendGzip()}},
+		{name: "gRPC over h2c", h2c: true, opts: []connecthttp.Option{connecthttp.WithGRPC()}},
+		{name: "gRPC gzip over h2c", h2c: true, opts: []connecthttp.Option{connecthttp.WithGRPC(), connecthttp.WithSendGzip()}},
+		{name: "gRPC-Web over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,16 +44,17 @@ func TestMaxBodyBytes(t *testing.T) {
 			if tt.h2c {
 				httpClient, _ = h2cClient(t)
 			}
-			client := storefrontv1connect.NewProductServiceClient(httpClient, h.URL(), tt.opts...)
+			client := productClient(httpClient, h.URL(), tt.opts...)
 
 			// Under the limit: served.
 			small := &storefrontv1.ListProductsRequest{Category: strings.Repeat("k", testMaxBodyBytes/2)}
-			if _, err := client.ListProducts(t.Context(), connect.NewRequest(small)); err != nil {
+			if _, err := client.ListProducts(t.Context(), small); err != nil {
 				t.Fatalf("ListProducts with a %d-byte category: %v", len(small.Category), err)
 			}
-			// Over the limit: refused before the handler runs.
+			// Over the limit: refused before the handler runs. (A gzipped
+			// request is bounded by its decompressed size.)
 			big := &storefrontv1.ListProductsRequest{Category: strings.Repeat("k", 64<<10)}
-			_, err := client.ListProducts(t.Context(), connect.NewRequest(big))
+			_, err := client.ListProducts(t.Context(), big)
 			wantCode(t, err, connect.CodeResourceExhausted)
 			if got := h.Fake.listCalls.Load(); got != 1 {
 				t.Errorf("handler ran %d times, want 1 (only for the small request)", got)
@@ -132,16 +137,56 @@ func TestMaxHeaderBytes(t *testing.T) {
 	t.Run("h2c fails", func(t *testing.T) {
 		t.Parallel()
 		httpClient, _ := h2cClient(t)
-		client := storefrontv1connect.NewProductServiceClient(httpClient, h.URL(), connect.WithGRPC())
-		small := connect.NewRequest(&storefrontv1.ListProductsRequest{})
-		small.Header().Set("X-Big", "small")
-		if _, err := client.ListProducts(t.Context(), small); err != nil {
+		client := productClient(httpClient, h.URL(), connecthttp.WithGRPC())
+		ctx, info := connect.NewClientContext(t.Context())
+		info.RequestHeader().Set("X-Big", "small")
+		if _, err := client.ListProducts(ctx, &storefrontv1.ListProductsRequest{}); err != nil {
 			t.Fatalf("call with a small header: %v", err)
 		}
-		big := connect.NewRequest(&storefrontv1.ListProductsRequest{})
-		big.Header().Set("X-Big", bigValue)
-		if _, err := client.ListProducts(t.Context(), big); err == nil {
+		ctx, info = connect.NewClientContext(t.Context())
+		info.RequestHeader().Set("X-Big", bigValue)
+		if _, err := client.ListProducts(ctx, &storefrontv1.ListProductsRequest{}); err == nil {
 			t.Fatal("call with a 32 KiB header succeeded over h2c")
 		}
 	})
+}
+
+// TestServiceMaxBodyBytes gives one service a tighter limit than the
+// server's: its calls are bounded by it, the other services' by the server's.
+func TestServiceMaxBodyBytes(t *testing.T) {
+	t.Parallel()
+	const serviceLimit = 1 << 10
+	fake := newFakeProducts()
+	srv, err := server.New(testLimits, server.WithService(server.Service{
+		Register: func(s *connect.Server) {
+			storefrontv1connect.RegisterProductServiceHandler(s, fake)
+		},
+		MaxBodyBytes: serviceLimit,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseURL := serve(t, srv)
+	for _, tr := range errorTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			httpClient, _ := http1Client(t)
+			if tr.h2c {
+				httpClient, _ = h2cClient(t)
+			}
+			client := productClient(httpClient, baseURL, tr.opts...)
+			if _, err := client.ListProducts(t.Context(), &storefrontv1.ListProductsRequest{Category: strings.Repeat("k", serviceLimit/2)}); err != nil {
+				t.Fatalf("ListProducts under the service's limit: %v", err)
+			}
+			// Over the service's limit, under the server's.
+			_, err := client.ListProducts(t.Context(), &storefrontv1.ListProductsRequest{Category: strings.Repeat("k", 2*serviceLimit)})
+			wantCode(t, err, connect.CodeResourceExhausted)
+
+			// Health keeps the server's limit: a request of the same size
+			// is read, and answered for its unknown service.
+			err = newConnectClient(httpClient, baseURL, tr.opts...).CallUnary(t.Context(), healthCheckSpec,
+				&healthv1.HealthCheckRequest{Service: strings.Repeat("s", 2*serviceLimit)}, &healthv1.HealthCheckResponse{})
+			wantCode(t, err, connect.CodeNotFound)
+		})
+	}
 }

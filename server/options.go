@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 )
 
 // Option configures a Server.
@@ -12,22 +12,24 @@ type Option interface {
 	apply(*options)
 }
 
-// ServiceFunc builds one Connect service handler with the options the server
-// gives every service. Wrap a generated constructor:
-//
-//	func(o ...connect.HandlerOption) (string, http.Handler) {
-//		return storefrontv1connect.NewProductServiceHandler(impl, o...)
-//	}
-type ServiceFunc func(...connect.HandlerOption) (string, http.Handler)
+// Service is a set of browser-facing Connect services registered together.
+type Service struct {
+	// Register registers the services on the server's connect.Server, for
+	// example with a generated RegisterXServiceHandler. New calls it once.
+	Register func(*connect.Server)
+	// MaxBodyBytes bounds each request message of these services more
+	// tightly than Limits.MaxBodyBytes. Zero keeps the server's limit.
+	MaxBodyBytes int64
+}
 
 type options struct {
 	logger       *slog.Logger
 	limits       Limits
 	certFile     string
 	keyFile      string
-	services     []ServiceFunc
+	services     []Service
 	routes       []route
-	interceptors []connect.Interceptor
+	interceptors []connect.ServerInterceptor
 	middleware   []func(http.Handler) http.Handler
 }
 
@@ -57,10 +59,11 @@ func WithTLS(certFile, keyFile string) Option {
 	return optionFunc(func(o *options) { o.certFile, o.keyFile = certFile, keyFile })
 }
 
-// WithService registers a Connect service; it is also listed by reflection and
-// the health service. May be given several times.
-func WithService(build ServiceFunc) Option {
-	return optionFunc(func(o *options) { o.services = append(o.services, build) })
+// WithService registers Connect services behind every interceptor of the
+// server; they are also listed by reflection and the health service. May be
+// given several times.
+func WithService(s Service) Option {
+	return optionFunc(func(o *options) { o.services = append(o.services, s) })
 }
 
 // WithHandler serves a plain HTTP route (an http.ServeMux pattern) on the same
@@ -70,8 +73,8 @@ func WithHandler(pattern string, handler http.Handler) Option {
 }
 
 // WithInterceptors adds interceptors to every service, inside the server's own
-// error-sanitizing interceptor. Default: none.
-func WithInterceptors(interceptors ...connect.Interceptor) Option {
+// error-sanitizing interceptor, in the order given. Default: none.
+func WithInterceptors(interceptors ...connect.ServerInterceptor) Option {
 	return optionFunc(func(o *options) { o.interceptors = append(o.interceptors, interceptors...) })
 }
 

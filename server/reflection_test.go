@@ -6,8 +6,9 @@ import (
 	"slices"
 	"testing"
 
-	"connectrpc.com/connect"
-	"connectrpc.com/grpcreflect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/grpcreflect/v2"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -33,9 +34,10 @@ func TestReflection(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		opts []connect.ClientOption
+		opts []connecthttp.Option
 	}{
-		{name: "gRPC over h2c", opts: []connect.ClientOption{connect.WithGRPC()}},
+		{name: "gRPC over h2c", opts: []connecthttp.Option{connecthttp.WithGRPC()}},
+		{name: "gRPC-Web over h2c", opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}},
 		{name: "connect over h2c"},
 	}
 	for _, tt := range tests {
@@ -43,15 +45,15 @@ func TestReflection(t *testing.T) {
 			t.Parallel()
 			h := startServer(t)
 			httpClient, _ := h2cClient(t)
-			stream := grpcreflect.NewClient(httpClient, h.URL(), tt.opts...).NewStream(t.Context())
-			t.Cleanup(func() { _, _ = stream.Close() })
+			stream := grpcreflect.NewClient(newConnectClient(httpClient, h.URL(), tt.opts...)).NewStream(t.Context())
+			t.Cleanup(func() { _ = stream.Close() })
 
 			names, err := stream.ListServices()
 			if err != nil {
 				t.Fatalf("ListServices: %v", err)
 			}
-			// The static reflector lists the registered services and health;
-			// it does not list the reflection service itself.
+			// Reflection lists the registered services and health, not
+			// every schema linked into the binary.
 			for _, want := range []protoreflect.FullName{storefrontv1connect.ProductServiceName, healthServiceName} {
 				if !slices.Contains(names, want) {
 					t.Errorf("ListServices = %v, missing %s", names, want)
@@ -91,19 +93,24 @@ func TestReflectionV1Alpha(t *testing.T) {
 	t.Parallel()
 	h := startServer(t)
 	httpClient, _ := h2cClient(t)
-	client := connect.NewClient[reflectionv1alpha.ServerReflectionRequest, reflectionv1alpha.ServerReflectionResponse](
-		httpClient, h.URL()+reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName, connect.WithGRPC())
-	stream := client.CallBidiStream(t.Context())
+	client := newConnectClient(httpClient, h.URL(), connecthttp.WithGRPC())
+	stream, err := client.CallClientStream(t.Context(), connect.Spec{
+		StreamType: connect.StreamTypeBidi,
+		Procedure:  reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName,
+	})
+	if err != nil {
+		t.Fatalf("CallClientStream: %v", err)
+	}
 	if err := stream.Send(&reflectionv1alpha.ServerReflectionRequest{
 		MessageRequest: &reflectionv1alpha.ServerReflectionRequest_ListServices{ListServices: "*"},
 	}); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	if err := stream.CloseRequest(); err != nil {
-		t.Fatalf("CloseRequest: %v", err)
+	if err := stream.CloseSend(); err != nil {
+		t.Fatalf("CloseSend: %v", err)
 	}
-	res, err := stream.Receive()
-	if err != nil {
+	var res reflectionv1alpha.ServerReflectionResponse
+	if err := stream.Receive(&res); err != nil {
 		t.Fatalf("Receive: %v", err)
 	}
 	var names []string
@@ -115,10 +122,10 @@ func TestReflectionV1Alpha(t *testing.T) {
 			t.Errorf("v1alpha list_services = %v, missing %s", names, want)
 		}
 	}
-	if _, err := stream.Receive(); !errors.Is(err, io.EOF) {
+	if err := stream.Receive(&res); !errors.Is(err, io.EOF) {
 		t.Errorf("second Receive = %v, want io.EOF", err)
 	}
-	if err := stream.CloseResponse(); err != nil {
-		t.Errorf("CloseResponse: %v", err)
+	if err := stream.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }

@@ -11,10 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 
-	"connectrpc.com/connect"
-	"connectrpc.com/grpcreflect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/grpcreflect/v2"
 
 	"github.com/custodian-bff/custodian/internal/requestid"
 )
@@ -31,16 +34,21 @@ type Server struct {
 	keyFile  string
 	health   *health
 	handler  http.Handler
+	mux      *routeMux
+
+	interceptors []connect.ServerInterceptor
+
+	mu       sync.Mutex
 	services []string
 }
 
 // New builds a Server. It fails when two services or routes collide.
-func New(opts ...Option) (s *Server, err error) {
+func New(opts ...Option) (*Server, error) {
 	o := options{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
-	s = &Server{
+	s := &Server{
 		logger:   o.logger,
 		limits:   o.limits.withDefaults(),
 		certFile: o.certFile,
@@ -49,35 +57,28 @@ func New(opts ...Option) (s *Server, err error) {
 	if (s.certFile == "") != (s.keyFile == "") {
 		return nil, errors.New("server: TLS needs both a certificate and a key file")
 	}
-	// http.ServeMux panics on conflicting patterns; report that as an error.
-	defer func() {
-		if p := recover(); p != nil {
-			s, err = nil, fmt.Errorf("server: %v", p)
-		}
-	}()
-	handlerOpts := append(codecs(),
-		connect.WithReadMaxBytes(int(s.limits.MaxBodyBytes)),
-		// Small answers are sent as they are: compressing them costs more
-		// than it saves.
-		connect.WithCompressMinBytes(compressMinBytes),
-		connect.WithRecover(recoverPanic(s.logger)),
-		connect.WithInterceptors(append([]connect.Interceptor{&edgeInterceptor{logger: s.logger}}, o.interceptors...)...),
-	)
-	mux := http.NewServeMux()
-	for _, build := range o.services {
-		path, h := build(handlerOpts...)
-		mux.Handle(path, h)
-		s.services = append(s.services, strings.Trim(path, "/"))
-	}
-	s.health = newHealth(s.services)
-	mux.Handle(healthHandler(s.health, handlerOpts...))
-	reflector := grpcreflect.NewStaticReflector(append([]string{healthServiceName}, s.services...)...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector, handlerOpts...))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, handlerOpts...))
+	s.interceptors = append([]connect.ServerInterceptor{edgeInterceptor(s.logger)}, o.interceptors...)
+	s.health = newHealth()
+	s.mux = newRouteMux()
+	// Health and reflection share the services' interceptors. Reflection
+	// describes the mounted services only, not every schema linked into the
+	// binary.
+	builtin := connect.NewServer(s.interceptors...)
+	registerHealth(builtin, s.health)
+	grpcreflect.Register(builtin, grpcreflect.WithNamer(grpcreflect.NamerFunc(s.reflected)))
+	connecthttp.Mount(s.mux, builtin, s.mountOptions(0)...)
+	mux := s.mux
 	mux.HandleFunc("GET /healthz", s.health.serveLive)
 	mux.HandleFunc("GET /readyz", s.health.serveReady)
 	for _, r := range o.routes {
-		mux.Handle(r.pattern, http.MaxBytesHandler(r.handler, s.limits.MaxBodyBytes))
+		if err := s.handle(r.pattern, http.MaxBytesHandler(r.handler, s.limits.MaxBodyBytes)); err != nil {
+			return nil, err
+		}
+	}
+	for _, svc := range o.services {
+		if err := s.Mount(svc); err != nil {
+			return nil, err
+		}
 	}
 	var h http.Handler = mux
 	for i := len(o.middleware) - 1; i >= 0; i-- {
@@ -87,8 +88,92 @@ func New(opts ...Option) (s *Server, err error) {
 	return s, nil
 }
 
+// Mount serves svc behind every interceptor of the server; its services are
+// listed by reflection and the health service. It fails when a procedure is
+// already served. Mount before serving: it must not run concurrently with
+// calls.
+func (s *Server) Mount(svc Service) (err error) {
+	rpc := connect.NewServer(s.interceptors...)
+	defer func() {
+		// connect.Server and http.ServeMux panic on a repeated procedure or
+		// pattern; report that as an error.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("server: %v", p)
+		}
+	}()
+	svc.Register(rpc)
+	var names []string
+	for spec := range rpc.Specs() {
+		if name := serviceName(spec.Procedure); !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range names {
+		if slices.Contains(s.services, name) || name == healthServiceName {
+			return fmt.Errorf("server: service %s is already mounted", name)
+		}
+	}
+	// Mount on a list first: the service's routes are added all together
+	// or, when one conflicts, not at all.
+	var routes routeList
+	connecthttp.Mount(&routes, rpc, s.mountOptions(int(svc.MaxBodyBytes))...)
+	if err := s.mux.add(routes); err != nil {
+		return err
+	}
+	s.services = append(s.services, names...)
+	s.health.add(names...)
+	return nil
+}
+
+// handle registers a plain route, reporting a conflicting pattern as an
+// error instead of http.ServeMux's panic.
+func (s *Server) handle(pattern string, h http.Handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("server: %v", p)
+		}
+	}()
+	s.mux.Handle(pattern, h)
+	return nil
+}
+
+// mountOptions returns the handler options of every service: codecs,
+// compression and the read limit (the server's when maxBodyBytes is zero).
+func (s *Server) mountOptions(maxBodyBytes int) []connecthttp.Option {
+	if maxBodyBytes <= 0 {
+		maxBodyBytes = int(s.limits.MaxBodyBytes)
+	}
+	return append(codecs(),
+		connecthttp.WithReadMaxBytes(maxBodyBytes),
+		// Small answers are sent as they are: compressing them costs more
+		// than it saves.
+		connecthttp.WithCompressMinBytes(compressMinBytes),
+	)
+}
+
+// reflected lists what reflection describes: health and the mounted
+// services.
+func (s *Server) reflected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string{healthServiceName}, s.services...)
+}
+
+// serviceName returns the service of a procedure "/pkg.Service/Method".
+func serviceName(procedure string) string {
+	name := strings.TrimPrefix(procedure, "/")
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
+
 // Services lists the fully-qualified names of the registered services.
 func (s *Server) Services() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return append([]string(nil), s.services...)
 }
 
@@ -143,6 +228,7 @@ func (s *Server) httpServer() *http.Server {
 		Protocols:         protocols,
 		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
 		ReadTimeout:       s.limits.ReadTimeout,
+		WriteTimeout:      s.limits.WriteTimeout,
 		IdleTimeout:       s.limits.IdleTimeout,
 		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
 		HTTP2: &http.HTTP2Config{

@@ -21,15 +21,21 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/connect/v2/connectproto"
+	"connectrpc.com/grpcreflect/v2"
+	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
+	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 	"github.com/custodian-bff/custodian/internal/requestid"
 	"github.com/custodian-bff/custodian/server"
 )
@@ -42,6 +48,7 @@ import (
 const (
 	seenProtocolHeader = "X-Test-Protocol"
 	seenMethodHeader   = "X-Test-Http-Method"
+	seenHTTPHeader     = "X-Test-Http-Proto"
 )
 
 // fakeProducts is a ProductService whose behaviour is chosen by the request:
@@ -70,28 +77,67 @@ var fixedProducts = []*storefrontv1.Product{
 	{ProductId: "p-2", Name: "Kettle", Category: "kitchen"},
 }
 
-func (f *fakeProducts) ListProducts(_ context.Context, req *connect.Request[storefrontv1.ListProductsRequest]) (*connect.Response[storefrontv1.ListProductsResponse], error) {
+func (f *fakeProducts) ListProducts(ctx context.Context, _ *storefrontv1.ListProductsRequest) (*storefrontv1.ListProductsResponse, error) {
 	f.listCalls.Add(1)
-	res := connect.NewResponse(&storefrontv1.ListProductsResponse{Products: fixedProducts})
-	res.Header().Set(seenProtocolHeader, req.Peer().Protocol)
-	res.Header().Set(seenMethodHeader, req.HTTPMethod())
-	return res, nil
+	info, ok := connect.CallInfoForServerContext(ctx)
+	if !ok {
+		return nil, connect.NewError(connect.CodeInternal, "no call info")
+	}
+	info.ResponseHeader().Set(seenProtocolHeader, info.Protocol)
+	if httpInfo, ok := connecthttp.ServerInfoForContext(ctx); ok {
+		info.ResponseHeader().Set(seenMethodHeader, httpInfo.HTTPMethod())
+		info.ResponseHeader().Set(seenHTTPHeader, httpInfo.RequestProto())
+	}
+	return &storefrontv1.ListProductsResponse{Products: fixedProducts}, nil
 }
 
-func (f *fakeProducts) GetProduct(ctx context.Context, req *connect.Request[storefrontv1.GetProductRequest]) (*connect.Response[storefrontv1.GetProductResponse], error) {
-	id := req.Msg.GetProductId()
+// verdictError is an error that knows its browser-facing form, as the
+// session layer's verdict does: its text is for the log, ConnectError is
+// what the client must see.
+type verdictError struct{ reason custodianv1.SessionEndReason }
+
+func (e *verdictError) Error() string {
+	return "session store secret-db-7 says: " + e.reason.String()
+}
+
+func (e *verdictError) ConnectError() *connect.Error {
+	err := connect.NewError(connect.CodeUnauthenticated, "session expired")
+	if d, derr := connectproto.NewErrorDetail(wantVerdictDetail); derr == nil {
+		err = err.WithDetail(d)
+	}
+	return err
+}
+
+// wantVerdictDetail is the detail verdictError's ConnectError carries.
+var wantVerdictDetail = &custodianv1.SessionError{
+	Reason:   custodianv1.SessionEndReason_SESSION_END_REASON_SESSION_EXPIRED,
+	LoginUrl: "https://gateway.example/auth/login",
+}
+
+func (f *fakeProducts) GetProduct(ctx context.Context, req *storefrontv1.GetProductRequest) (*storefrontv1.GetProductResponse, error) {
+	id := req.GetProductId()
 	switch id {
 	case "panic":
 		panic("boom: secret-db-7 password=hunter2")
+	case "panic-error":
+		panic(fmt.Errorf("dial secret-db-7: %w", errors.New("password=hunter2 rejected")))
 	case "plain-error":
 		return nil, fmt.Errorf("dial secret-db-7.acme.internal: refused")
 	case "missing":
-		return nil, connect.NewError(connect.CodeNotFound, errors.New("product missing does not exist"))
+		return nil, connect.NewError(connect.CodeNotFound, "product missing does not exist")
 	case "wrapped-not-found":
 		return nil, fmt.Errorf("lookup via secret-db-7: %w",
-			connect.NewError(connect.CodeNotFound, errors.New("no such product")))
+			connect.NewError(connect.CodeNotFound, "no such product"))
+	case "not-found-with-cause":
+		return nil, connect.NewError(connect.CodeNotFound, "no such product").
+			WithCause(errors.New("no row in secret-db-7"))
 	case "deadline":
 		return nil, fmt.Errorf("query secret-db-7: %w", context.DeadlineExceeded)
+	case "verdict":
+		return nil, &verdictError{reason: custodianv1.SessionEndReason_SESSION_END_REASON_SESSION_EXPIRED}
+	case "wrapped-verdict":
+		return nil, fmt.Errorf("load cart from secret-db-7: %w",
+			&verdictError{reason: custodianv1.SessionEndReason_SESSION_END_REASON_SESSION_EXPIRED})
 	case "slow":
 		select {
 		case f.slowStarted <- struct{}{}:
@@ -103,9 +149,9 @@ func (f *fakeProducts) GetProduct(ctx context.Context, req *connect.Request[stor
 			return nil, ctx.Err()
 		}
 	}
-	return connect.NewResponse(&storefrontv1.GetProductResponse{
+	return &storefrontv1.GetProductResponse{
 		Product: &storefrontv1.Product{ProductId: id, Name: "Product " + id},
-	}), nil
+	}, nil
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
@@ -180,10 +226,8 @@ func startServer(t *testing.T, opts ...server.Option) *harness {
 	t.Helper()
 	h := &harness{Fake: newFakeProducts(), Logs: &syncBuffer{}, done: make(chan struct{})}
 	base := []server.Option{
-		server.WithLogger(slog.New(slog.NewTextHandler(h.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
-		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
-			return storefrontv1connect.NewProductServiceHandler(h.Fake, o...)
-		}),
+		server.WithLogger(testLogger(h.Logs)),
+		server.WithService(productService(h.Fake)),
 	}
 	srv, err := server.New(append(base, opts...)...)
 	if err != nil {
@@ -210,6 +254,66 @@ func startServer(t *testing.T, opts ...server.Option) *harness {
 		}
 	})
 	return h
+}
+
+// testLogger logs everything to w as text, with the request id of the call
+// as the gateway's logger does.
+func testLogger(w io.Writer) *slog.Logger {
+	return slog.New(requestid.LogHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
+}
+
+// productService registers impl as the ProductService.
+func productService(impl storefrontv1connect.ProductServiceHandler) server.Service {
+	return server.Service{Register: func(s *connect.Server) {
+		storefrontv1connect.RegisterProductServiceHandler(s, impl)
+	}}
+}
+
+// newConnectClient returns a connect client for baseURL over httpClient.
+func newConnectClient(httpClient *http.Client, baseURL string, opts ...connecthttp.Option) *connect.Client {
+	return connect.NewClient(connecthttp.NewTransport(httpClient, baseURL, opts...))
+}
+
+// productClient returns a ProductService client for baseURL over httpClient.
+func productClient(httpClient *http.Client, baseURL string, opts ...connecthttp.Option) storefrontv1connect.ProductServiceClient {
+	return storefrontv1connect.NewProductServiceClient(newConnectClient(httpClient, baseURL, opts...))
+}
+
+// Specs of the health service, whose generated code is grpc-go's: the
+// tests call it with raw connect clients.
+var (
+	healthMethods   = healthv1.File_grpc_health_v1_health_proto.Services().ByName("Health").Methods()
+	healthCheckSpec = connect.Spec{
+		StreamType:       connect.StreamTypeUnary,
+		IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		Schema:           healthMethods.ByName("Check"),
+		Procedure:        healthv1.Health_Check_FullMethodName,
+	}
+	healthWatchSpec = connect.Spec{
+		StreamType: connect.StreamTypeServer,
+		Schema:     healthMethods.ByName("Watch"),
+		Procedure:  healthv1.Health_Watch_FullMethodName,
+	}
+)
+
+// serve runs srv on a loopback listener until the test ends and returns
+// its base URL. Cleanup checks Serve returned nil.
+func serve(t *testing.T, srv *server.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Serve returned %v, want nil after a clean drain", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
 }
 
 // recordingTransport remembers the HTTP major version of the last response.
@@ -252,8 +356,8 @@ func wantCode(t *testing.T, err error, want connect.Code) *connect.Error {
 	if err == nil {
 		t.Fatalf("call succeeded, want %v", want)
 	}
-	var ce *connect.Error
-	if !errors.As(err, &ce) {
+	ce, ok := errors.AsType[*connect.Error](err)
+	if !ok {
 		t.Fatalf("error %v (%T) is not a *connect.Error", err, err)
 	}
 	if ce.Code() != want {
@@ -271,18 +375,20 @@ func TestProtocols(t *testing.T) {
 	tests := []struct {
 		name       string
 		h2c        bool
-		opts       []connect.ClientOption
+		opts       []connecthttp.Option
 		wantProto  string
 		wantMethod string
 		wantMajor  int32
 	}{
-		{name: "connect over HTTP/1.1", wantProto: connect.ProtocolConnect, wantMethod: http.MethodPost, wantMajor: 1},
-		{name: "connect over h2c", h2c: true, wantProto: connect.ProtocolConnect, wantMethod: http.MethodPost, wantMajor: 2},
-		{name: "connect GET over HTTP/1.1", opts: []connect.ClientOption{connect.WithHTTPGet()}, wantProto: connect.ProtocolConnect, wantMethod: http.MethodGet, wantMajor: 1},
-		{name: "connect GET over h2c", h2c: true, opts: []connect.ClientOption{connect.WithHTTPGet()}, wantProto: connect.ProtocolConnect, wantMethod: http.MethodGet, wantMajor: 2},
-		{name: "gRPC over h2c", h2c: true, opts: []connect.ClientOption{connect.WithGRPC()}, wantProto: connect.ProtocolGRPC, wantMethod: http.MethodPost, wantMajor: 2},
-		{name: "gRPC-Web over HTTP/1.1", opts: []connect.ClientOption{connect.WithGRPCWeb()}, wantProto: connect.ProtocolGRPCWeb, wantMethod: http.MethodPost, wantMajor: 1},
-		{name: "gRPC-Web over h2c", h2c: true, opts: []connect.ClientOption{connect.WithGRPCWeb()}, wantProto: connect.ProtocolGRPCWeb, wantMethod: http.MethodPost, wantMajor: 2},
+		{name: "connect over HTTP/1.1", wantProto: connect.ProtocolNameConnect, wantMethod: http.MethodPost, wantMajor: 1},
+		{name: "connect over h2c", h2c: true, wantProto: connect.ProtocolNameConnect, wantMethod: http.MethodPost, wantMajor: 2},
+		{name: "connect JSON over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithProtoJSON()}, wantProto: connect.ProtocolNameConnect, wantMethod: http.MethodPost, wantMajor: 1},
+		{name: "connect gzip over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithSendGzip()}, wantProto: connect.ProtocolNameConnect, wantMethod: http.MethodPost, wantMajor: 1},
+		{name: "connect GET over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithHTTPGet()}, wantProto: connect.ProtocolNameConnect, wantMethod: http.MethodGet, wantMajor: 1},
+		{name: "connect GET over h2c", h2c: true, opts: []connecthttp.Option{connecthttp.WithHTTPGet()}, wantProto: connect.ProtocolNameConnect, wantMethod: http.MethodGet, wantMajor: 2},
+		{name: "gRPC over h2c", h2c: true, opts: []connecthttp.Option{connecthttp.WithGRPC()}, wantProto: connect.ProtocolNameGRPC, wantMethod: http.MethodPost, wantMajor: 2},
+		{name: "gRPC-Web over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}, wantProto: connect.ProtocolNameGRPCWeb, wantMethod: http.MethodPost, wantMajor: 1},
+		{name: "gRPC-Web over h2c", h2c: true, opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}, wantProto: connect.ProtocolNameGRPCWeb, wantMethod: http.MethodPost, wantMajor: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -292,27 +398,31 @@ func TestProtocols(t *testing.T) {
 			if tt.h2c {
 				httpClient, rec = h2cClient(t)
 			}
-			client := storefrontv1connect.NewProductServiceClient(httpClient, h.URL(), tt.opts...)
+			client := productClient(httpClient, h.URL(), tt.opts...)
 
 			var ids []string
 			for range 2 {
-				res, err := client.ListProducts(t.Context(), connect.NewRequest(&storefrontv1.ListProductsRequest{PageSize: 10}))
+				ctx, info := connect.NewClientContext(t.Context())
+				res, err := client.ListProducts(ctx, &storefrontv1.ListProductsRequest{PageSize: 10})
 				if err != nil {
 					t.Fatalf("ListProducts: %v", err)
 				}
-				if got := res.Msg.GetProducts(); len(got) != len(fixedProducts) || got[0].GetName() != "Teapot" {
+				if got := res.GetProducts(); len(got) != len(fixedProducts) || got[0].GetName() != "Teapot" {
 					t.Fatalf("products = %v, want %v", got, fixedProducts)
 				}
-				if got := res.Header().Get(seenProtocolHeader); got != tt.wantProto {
+				if got := info.ResponseHeader().Get(seenProtocolHeader); got != tt.wantProto {
 					t.Errorf("handler saw protocol %q, want %q", got, tt.wantProto)
 				}
-				if got := res.Header().Get(seenMethodHeader); got != tt.wantMethod {
+				if got := info.ResponseHeader().Get(seenMethodHeader); got != tt.wantMethod {
 					t.Errorf("handler saw HTTP method %q, want %q", got, tt.wantMethod)
+				}
+				if got, want := info.ResponseHeader().Get(seenHTTPHeader), fmt.Sprintf("HTTP/%d", tt.wantMajor); !strings.HasPrefix(got, want) {
+					t.Errorf("handler saw %q, want %s", got, want)
 				}
 				if got := rec.lastMajor.Load(); got != tt.wantMajor {
 					t.Errorf("response over HTTP/%d, want HTTP/%d", got, tt.wantMajor)
 				}
-				id := res.Header().Get(requestid.Header)
+				id := info.ResponseHeader().Get(requestid.Header)
 				if len(id) != 16 {
 					t.Fatalf("%s header = %q, want a 16-character id", requestid.Header, id)
 				}
@@ -394,41 +504,44 @@ func TestTLS(t *testing.T) {
 		name      string
 		client    *http.Client
 		rec       *recordingTransport
-		opts      []connect.ClientOption
+		opts      []connecthttp.Option
 		wantProto string
 		wantMajor int32
 	}{
-		{name: "gRPC over TLS (HTTP/2 via ALPN)", client: h2Client, rec: h2Rec, opts: []connect.ClientOption{connect.WithGRPC()}, wantProto: connect.ProtocolGRPC, wantMajor: 2},
-		{name: "connect over HTTPS HTTP/1.1", client: h1Client, rec: h1Rec, wantProto: connect.ProtocolConnect, wantMajor: 1},
+		{name: "gRPC over TLS (HTTP/2 via ALPN)", client: h2Client, rec: h2Rec, opts: []connecthttp.Option{connecthttp.WithGRPC()}, wantProto: connect.ProtocolNameGRPC, wantMajor: 2},
+		{name: "gRPC-Web over TLS (HTTP/2 via ALPN)", client: h2Client, rec: h2Rec, opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}, wantProto: connect.ProtocolNameGRPCWeb, wantMajor: 2},
+		{name: "connect over HTTPS HTTP/1.1", client: h1Client, rec: h1Rec, wantProto: connect.ProtocolNameConnect, wantMajor: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			client := storefrontv1connect.NewProductServiceClient(tt.client, baseURL, tt.opts...)
-			res, err := client.ListProducts(t.Context(), connect.NewRequest(&storefrontv1.ListProductsRequest{}))
+			client := productClient(tt.client, baseURL, tt.opts...)
+			ctx, info := connect.NewClientContext(t.Context())
+			res, err := client.ListProducts(ctx, &storefrontv1.ListProductsRequest{})
 			if err != nil {
 				t.Fatalf("ListProducts: %v", err)
 			}
-			if len(res.Msg.GetProducts()) != len(fixedProducts) {
-				t.Errorf("got %d products, want %d", len(res.Msg.GetProducts()), len(fixedProducts))
+			if len(res.GetProducts()) != len(fixedProducts) {
+				t.Errorf("got %d products, want %d", len(res.GetProducts()), len(fixedProducts))
 			}
-			if got := res.Header().Get(seenProtocolHeader); got != tt.wantProto {
+			if got := info.ResponseHeader().Get(seenProtocolHeader); got != tt.wantProto {
 				t.Errorf("handler saw protocol %q, want %q", got, tt.wantProto)
 			}
 			if got := tt.rec.lastMajor.Load(); got != tt.wantMajor {
 				t.Errorf("response over HTTP/%d, want HTTP/%d", got, tt.wantMajor)
 			}
-			if res.Header().Get(requestid.Header) == "" {
+			if httpInfo, ok := connecthttp.ClientInfoForContext(ctx); !ok || httpInfo.TLS() == nil {
+				t.Errorf("response did not come over TLS")
+			}
+			if info.ResponseHeader().Get(requestid.Header) == "" {
 				t.Errorf("no %s header", requestid.Header)
 			}
 		})
 	}
 
 	t.Run("plaintext h2c to the TLS port fails", func(t *testing.T) {
-		t.Parallel()
 		httpClient, _ := h2cClient(t)
-		client := storefrontv1connect.NewProductServiceClient(httpClient, h.URL(), connect.WithGRPC())
-		if _, err := client.ListProducts(t.Context(), connect.NewRequest(&storefrontv1.ListProductsRequest{})); err == nil {
+		client := productClient(httpClient, h.URL(), connecthttp.WithGRPC())
+		if _, err := client.ListProducts(t.Context(), &storefrontv1.ListProductsRequest{}); err == nil {
 			t.Fatal("plaintext h2c call to a TLS listener succeeded")
 		}
 	})
@@ -443,9 +556,10 @@ func TestGracefulShutdown(t *testing.T) {
 	tests := []struct {
 		name string
 		h2c  bool
-		opts []connect.ClientOption
+		opts []connecthttp.Option
 	}{
-		{name: "gRPC over h2c", h2c: true, opts: []connect.ClientOption{connect.WithGRPC()}},
+		{name: "gRPC over h2c", h2c: true, opts: []connecthttp.Option{connecthttp.WithGRPC()}},
+		{name: "gRPC-Web over HTTP/1.1", opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}},
 		{name: "connect over HTTP/1.1"},
 	}
 	for _, tt := range tests {
@@ -456,15 +570,15 @@ func TestGracefulShutdown(t *testing.T) {
 			if tt.h2c {
 				httpClient, _ = h2cClient(t)
 			}
-			client := storefrontv1connect.NewProductServiceClient(httpClient, h.URL(), tt.opts...)
+			client := productClient(httpClient, h.URL(), tt.opts...)
 
 			type result struct {
-				res *connect.Response[storefrontv1.GetProductResponse]
+				res *storefrontv1.GetProductResponse
 				err error
 			}
 			resc := make(chan result, 1)
 			go func() {
-				res, err := client.GetProduct(context.Background(), connect.NewRequest(&storefrontv1.GetProductRequest{ProductId: "slow"}))
+				res, err := client.GetProduct(context.Background(), &storefrontv1.GetProductRequest{ProductId: "slow"})
 				resc <- result{res, err}
 			}()
 			<-h.Fake.slowStarted
@@ -484,7 +598,7 @@ func TestGracefulShutdown(t *testing.T) {
 			if r.err != nil {
 				t.Fatalf("in-flight call failed during the drain: %v", r.err)
 			}
-			if got := r.res.Msg.GetProduct().GetProductId(); got != "slow" {
+			if got := r.res.GetProduct().GetProductId(); got != "slow" {
 				t.Errorf("product id %q, want %q", got, "slow")
 			}
 			if err := h.Wait(); err != nil {
@@ -542,22 +656,27 @@ func TestServeReportsListenerError(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	t.Parallel()
-	productService := server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
-		return storefrontv1connect.NewProductServiceHandler(newFakeProducts(), o...)
-	})
+	products := server.WithService(productService(newFakeProducts()))
 	nop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	// registerHealthCheck registers a method at the health service's Check.
+	registerHealthCheck := func(s *connect.Server) {
+		s.Register(connect.Method{Spec: healthCheckSpec, Handler: func(context.Context, connect.Spec, connect.ServerStream) error { return nil }})
+	}
 	tests := []struct {
 		name string
 		opts []server.Option
 	}{
-		{name: "same service twice", opts: []server.Option{productService, productService}},
+		{name: "same service twice", opts: []server.Option{products, products}},
+		{name: "same service in one registration", opts: []server.Option{server.WithService(server.Service{Register: func(s *connect.Server) {
+			storefrontv1connect.RegisterProductServiceHandler(s, newFakeProducts())
+			storefrontv1connect.RegisterProductServiceHandler(s, newFakeProducts())
+		}})}},
 		{name: "certificate without key", opts: []server.Option{server.WithTLS("cert.pem", "")}},
 		{name: "key without certificate", opts: []server.Option{server.WithTLS("", "key.pem")}},
 		{name: "route collides with /healthz", opts: []server.Option{server.WithHandler("GET /healthz", nop)}},
-		{name: "route collides with a service", opts: []server.Option{productService, server.WithHandler("/acme.storefront.v1.ProductService/", nop)}},
-		{name: "service collides with the health service", opts: []server.Option{server.WithService(func(...connect.HandlerOption) (string, http.Handler) {
-			return "/grpc.health.v1.Health/", nop
-		})}},
+		{name: "route collides with a service", opts: []server.Option{products, server.WithHandler("/acme.storefront.v1.ProductService/", nop)}},
+		{name: "route collides with a procedure", opts: []server.Option{products, server.WithHandler(storefrontv1connect.ProductServiceGetProductProcedure, nop)}},
+		{name: "service collides with the health service", opts: []server.Option{server.WithService(server.Service{Register: registerHealthCheck})}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -586,9 +705,7 @@ func TestNewErrors(t *testing.T) {
 
 func TestNewServicesAndHandler(t *testing.T) {
 	t.Parallel()
-	srv, err := server.New(server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
-		return storefrontv1connect.NewProductServiceHandler(newFakeProducts(), o...)
-	}))
+	srv, err := server.New(server.WithService(productService(newFakeProducts())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,5 +729,93 @@ func TestNewServicesAndHandler(t *testing.T) {
 	body, _ := io.ReadAll(rec.Body)
 	if string(body) != "ok\n" {
 		t.Errorf("body %q, want %q", body, "ok\n")
+	}
+}
+
+// TestMount mounts a service on a built server: it is served behind the
+// edge, listed by Services, health and reflection. A Mount that fails
+// leaves the server as it was.
+func TestMount(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	nop := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	srv, err := server.New(
+		server.WithLogger(testLogger(&logs)),
+		server.WithService(productService(newFakeProducts())),
+		// A plain route that takes AccountService's subtree: mounting
+		// AccountService must fail without serving any of it.
+		server.WithHandler("/acme.storefront.v1.AccountService/", nop),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accounts := server.Service{Register: func(s *connect.Server) {
+		storefrontv1connect.RegisterAccountServiceHandler(s, storefrontv1connect.UnimplementedAccountServiceHandler{})
+	}}
+	if err := srv.Mount(accounts); err == nil {
+		t.Fatal("Mount of a service whose routes are taken succeeded")
+	}
+	for _, bad := range []server.Service{
+		productService(newFakeProducts()),
+		{Register: func(s *connect.Server) {
+			s.Register(connect.Method{Spec: healthWatchSpec, Handler: func(context.Context, connect.Spec, connect.ServerStream) error { return nil }})
+		}},
+	} {
+		if err := srv.Mount(bad); err == nil {
+			t.Errorf("Mount of a service already served succeeded")
+		}
+	}
+	if want := []string{storefrontv1connect.ProductServiceName}; !slices.Equal(srv.Services(), want) {
+		t.Fatalf("after failed Mounts, Services() = %v, want %v", srv.Services(), want)
+	}
+	baseURL := serve(t, srv)
+	httpClient, _ := h2cClient(t)
+	res, err := httpClient.Post(baseURL+storefrontv1connect.AccountServiceGetDashboardProcedure, "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTeapot {
+		t.Errorf("after a failed Mount, %s answered %d, want the plain route's %d", storefrontv1connect.AccountServiceGetDashboardProcedure, res.StatusCode, http.StatusTeapot)
+	}
+
+	// A service that does not collide mounts on the built server.
+	srv2, err := server.New(server.WithLogger(testLogger(&logs)), server.WithService(productService(newFakeProducts())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv2.Mount(accounts); err != nil {
+		t.Fatalf("Mount: %v", err)
+	}
+	if err := srv2.Mount(accounts); err == nil {
+		t.Error("second Mount of the same service succeeded")
+	}
+	if want := []string{storefrontv1connect.ProductServiceName, storefrontv1connect.AccountServiceName}; !slices.Equal(srv2.Services(), want) {
+		t.Fatalf("Services() = %v, want %v", srv2.Services(), want)
+	}
+	baseURL = serve(t, srv2)
+	client := newConnectClient(httpClient, baseURL, connecthttp.WithGRPC())
+
+	var check healthv1.HealthCheckResponse
+	if err := client.CallUnary(t.Context(), healthCheckSpec, &healthv1.HealthCheckRequest{Service: storefrontv1connect.AccountServiceName}, &check); err != nil {
+		t.Fatalf("health Check of the mounted service: %v", err)
+	}
+	if check.GetStatus() != healthv1.HealthCheckResponse_SERVING {
+		t.Errorf("health of the mounted service %v, want SERVING", check.GetStatus())
+	}
+	stream := grpcreflect.NewClient(client).NewStream(t.Context())
+	t.Cleanup(func() { _ = stream.Close() })
+	names, err := stream.ListServices()
+	if err != nil {
+		t.Fatalf("ListServices: %v", err)
+	}
+	if !slices.Contains(names, storefrontv1connect.AccountServiceName) {
+		t.Errorf("ListServices = %v, missing the mounted %s", names, storefrontv1connect.AccountServiceName)
+	}
+	// Served behind the edge, which passes the handler's connect error on.
+	_, err = storefrontv1connect.NewAccountServiceClient(client).GetDashboard(t.Context(), &storefrontv1.GetDashboardRequest{})
+	wantCode(t, err, connect.CodeUnimplemented)
+	if _, ok := logLineWith(logs.String(), "call failed", storefrontv1connect.AccountServiceGetDashboardProcedure, "request_id="); !ok {
+		t.Errorf("the mounted service's failure is not logged by the edge:\n%s", logs.String())
 	}
 }

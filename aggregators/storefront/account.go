@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 
 	"github.com/custodian-bff/custodian/aggregators/fanout"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
@@ -95,7 +95,7 @@ func (f *fanOut) part(label storefrontv1.Section, required bool) fanout.Part[sto
 
 // watch records an error that carries a session verdict.
 func (f *fanOut) watch(err error) error {
-	if err != nil && isSessionVerdict(err) {
+	if err != nil && fanout.IsSessionVerdict(err) {
 		f.mu.Lock()
 		if f.sessionErr == nil {
 			f.sessionErr = err
@@ -112,15 +112,15 @@ func (f *fanOut) wait(ctx context.Context) error {
 	sessionErr := f.sessionErr
 	f.mu.Unlock()
 	if sessionErr != nil {
-		return backendError(ctx, f.s.logger, "session", sessionErr)
+		return fanout.BackendError(ctx, f.s.logger, "session", sessionErr)
 	}
 	var partErr *fanout.PartError[storefrontv1.Section]
 	if errors.As(err, &partErr) {
 		f.invalid = connect.CodeOf(partErr.Err) == connect.CodeInvalidArgument
-		return backendError(ctx, f.s.logger, sectionBackend[partErr.Label], partErr.Err)
+		return fanout.BackendError(ctx, f.s.logger, sectionBackend[partErr.Label], partErr.Err)
 	}
 	if err != nil {
-		return backendError(ctx, f.s.logger, "backend", err)
+		return fanout.BackendError(ctx, f.s.logger, "backend", err)
 	}
 	return nil
 }
@@ -128,16 +128,16 @@ func (f *fanOut) wait(ctx context.Context) error {
 // GetDashboard loads the profile (required), the loyalty account and the
 // recent orders in parallel, then the products of those orders in one
 // batched catalog call.
-func (s *AccountService) GetDashboard(ctx context.Context, req *connect.Request[storefrontv1.GetDashboardRequest]) (*connect.Response[storefrontv1.GetDashboardResponse], error) {
+func (s *AccountService) GetDashboard(ctx context.Context, req *storefrontv1.GetDashboardRequest) (*storefrontv1.GetDashboardResponse, error) {
 	if _, err := session.Require(ctx); err != nil {
 		return nil, err
 	}
-	var invalid fieldErrors
-	n := req.Msg.GetRecentOrderCount()
+	var invalid fanout.FieldErrors
+	n := req.GetRecentOrderCount()
 	if n < 0 || n > maxRecentOrders {
-		invalid.add("recent_order_count", "must be between 0 and 20")
+		invalid.Add("recent_order_count", "must be between 0 and 20")
 	}
-	if err := invalid.err(); err != nil {
+	if err := invalid.Err(); err != nil {
 		return nil, err
 	}
 	if n == 0 {
@@ -145,25 +145,25 @@ func (s *AccountService) GetDashboard(ctx context.Context, req *connect.Request[
 	}
 	f := s.fanOut(ctx)
 	profile := fanout.Go(f.Group, f.part(storefrontv1.Section_SECTION_PROFILE, true), func(ctx context.Context) (*profilesv1.Profile, error) {
-		res, err := s.b.Profiles.GetProfile(ctx, connect.NewRequest(&profilesv1.GetProfileRequest{}))
+		res, err := s.b.Profiles.GetProfile(ctx, &profilesv1.GetProfileRequest{})
 		if err != nil {
 			return nil, f.watch(err)
 		}
-		return res.Msg.GetProfile(), nil
+		return res.GetProfile(), nil
 	})
 	loyalty := fanout.Go(f.Group, f.part(storefrontv1.Section_SECTION_LOYALTY, false), func(ctx context.Context) (*loyaltyv1.Account, error) {
-		res, err := s.b.Loyalty.GetAccount(ctx, connect.NewRequest(&loyaltyv1.GetAccountRequest{}))
+		res, err := s.b.Loyalty.GetAccount(ctx, &loyaltyv1.GetAccountRequest{})
 		if err != nil {
 			return nil, f.watch(err)
 		}
-		return res.Msg.GetAccount(), nil
+		return res.GetAccount(), nil
 	})
 	orders := fanout.Go(f.Group, f.part(storefrontv1.Section_SECTION_ORDERS, false), func(ctx context.Context) ([]*ordersv1.Order, error) {
-		res, err := s.b.Orders.ListOrders(ctx, connect.NewRequest(&ordersv1.ListOrdersRequest{PageSize: n}))
+		res, err := s.b.Orders.ListOrders(ctx, &ordersv1.ListOrdersRequest{PageSize: n})
 		if err != nil {
 			return nil, f.watch(err)
 		}
-		return res.Msg.GetOrders(), nil
+		return res.GetOrders(), nil
 	})
 	products := fanout.Then(f.Group, orders, f.part(storefrontv1.Section_SECTION_PRODUCT_DETAILS, false), func(ctx context.Context, orders []*ordersv1.Order) (map[string]*catalogv1.Product, error) {
 		return s.b.Catalog.lookup(ctx, productIDs(orders...))
@@ -183,30 +183,30 @@ func (s *AccountService) GetDashboard(ctx context.Context, req *connect.Request[
 			out.RecentOrders = append(out.RecentOrders, publicOrder(o, byID, s.imageBase))
 		}
 	}
-	return privateResponse(out), nil
+	return privateResponse(ctx, out), nil
 }
 
 // ListOrders returns a page of the customer's orders with product details.
-func (s *AccountService) ListOrders(ctx context.Context, req *connect.Request[storefrontv1.ListOrdersRequest]) (*connect.Response[storefrontv1.ListOrdersResponse], error) {
+func (s *AccountService) ListOrders(ctx context.Context, req *storefrontv1.ListOrdersRequest) (*storefrontv1.ListOrdersResponse, error) {
 	if _, err := session.Require(ctx); err != nil {
 		return nil, err
 	}
-	var invalid fieldErrors
-	checkPaging(&invalid, req.Msg.GetPageSize(), maxOrderPage, req.Msg.GetPageToken())
-	if err := invalid.err(); err != nil {
+	var invalid fanout.FieldErrors
+	checkPaging(&invalid, req.GetPageSize(), maxOrderPage, req.GetPageToken())
+	if err := invalid.Err(); err != nil {
 		return nil, err
 	}
-	size := req.Msg.GetPageSize()
+	size := req.GetPageSize()
 	if size == 0 {
 		size = defaultOrderPage
 	}
 	f := s.fanOut(ctx)
 	page := fanout.Go(f.Group, f.part(storefrontv1.Section_SECTION_ORDERS, true), func(ctx context.Context) (*ordersv1.ListOrdersResponse, error) {
-		res, err := s.b.Orders.ListOrders(ctx, connect.NewRequest(&ordersv1.ListOrdersRequest{PageSize: size, PageToken: req.Msg.GetPageToken()}))
+		res, err := s.b.Orders.ListOrders(ctx, &ordersv1.ListOrdersRequest{PageSize: size, PageToken: req.GetPageToken()})
 		if err != nil {
 			return nil, f.watch(err)
 		}
-		return res.Msg, nil
+		return res, nil
 	})
 	products := fanout.Then(f.Group, page, f.part(storefrontv1.Section_SECTION_PRODUCT_DETAILS, false), func(ctx context.Context, page *ordersv1.ListOrdersResponse) (map[string]*catalogv1.Product, error) {
 		return s.b.Catalog.lookup(ctx, productIDs(page.GetOrders()...))
@@ -214,8 +214,8 @@ func (s *AccountService) ListOrders(ctx context.Context, req *connect.Request[st
 	if err := f.wait(ctx); err != nil {
 		if f.invalid {
 			// Only the page token can still be refused: the rest was checked.
-			invalid.add("page_token", "is not a token from a previous answer")
-			return nil, invalid.err()
+			invalid.Add("page_token", "is not a token from a previous answer")
+			return nil, invalid.Err()
 		}
 		return nil, err
 	}
@@ -225,26 +225,26 @@ func (s *AccountService) ListOrders(ctx context.Context, req *connect.Request[st
 	for _, o := range res.GetOrders() {
 		out.Orders = append(out.Orders, publicOrder(o, byID, s.imageBase))
 	}
-	return privateResponse(out), nil
+	return privateResponse(ctx, out), nil
 }
 
 // GetOrder returns one of the customer's orders with product details.
-func (s *AccountService) GetOrder(ctx context.Context, req *connect.Request[storefrontv1.GetOrderRequest]) (*connect.Response[storefrontv1.GetOrderResponse], error) {
+func (s *AccountService) GetOrder(ctx context.Context, req *storefrontv1.GetOrderRequest) (*storefrontv1.GetOrderResponse, error) {
 	if _, err := session.Require(ctx); err != nil {
 		return nil, err
 	}
-	if !isID(req.Msg.GetOrderId()) {
-		var invalid fieldErrors
-		invalid.add("order_id", "must be 1 to 64 letters, digits, '-' or '_'")
-		return nil, invalid.err()
+	if !isID(req.GetOrderId()) {
+		var invalid fanout.FieldErrors
+		invalid.Add("order_id", "must be 1 to 64 letters, digits, '-' or '_'")
+		return nil, invalid.Err()
 	}
 	f := s.fanOut(ctx)
 	order := fanout.Go(f.Group, f.part(storefrontv1.Section_SECTION_ORDERS, true), func(ctx context.Context) (*ordersv1.Order, error) {
-		res, err := s.b.Orders.GetOrder(ctx, connect.NewRequest(&ordersv1.GetOrderRequest{OrderId: req.Msg.GetOrderId()}))
+		res, err := s.b.Orders.GetOrder(ctx, &ordersv1.GetOrderRequest{OrderId: req.GetOrderId()})
 		if err != nil {
 			return nil, f.watch(err)
 		}
-		return res.Msg.GetOrder(), nil
+		return res.GetOrder(), nil
 	})
 	products := fanout.Then(f.Group, order, f.part(storefrontv1.Section_SECTION_PRODUCT_DETAILS, false), func(ctx context.Context, o *ordersv1.Order) (map[string]*catalogv1.Product, error) {
 		return s.b.Catalog.lookup(ctx, productIDs(o))
@@ -254,69 +254,71 @@ func (s *AccountService) GetOrder(ctx context.Context, req *connect.Request[stor
 	}
 	o, _ := order.Value()
 	byID, _ := products.Value()
-	return privateResponse(&storefrontv1.GetOrderResponse{Order: publicOrder(o, byID, s.imageBase), MissingSections: f.Missing()}), nil
+	return privateResponse(ctx, &storefrontv1.GetOrderResponse{Order: publicOrder(o, byID, s.imageBase), MissingSections: f.Missing()}), nil
 }
 
 // PlaceOrder places an order; the idempotency key goes to the orders
 // backend, so a retried call returns the first order.
-func (s *AccountService) PlaceOrder(ctx context.Context, req *connect.Request[storefrontv1.PlaceOrderRequest]) (*connect.Response[storefrontv1.PlaceOrderResponse], error) {
+func (s *AccountService) PlaceOrder(ctx context.Context, req *storefrontv1.PlaceOrderRequest) (*storefrontv1.PlaceOrderResponse, error) {
 	if _, err := session.Require(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkPlaceOrder(req.Msg); err != nil {
+	if err := checkPlaceOrder(req); err != nil {
 		return nil, err
 	}
-	lines := make([]*ordersv1.CreateOrderLine, 0, len(req.Msg.GetLines()))
-	for _, l := range req.Msg.GetLines() {
+	lines := make([]*ordersv1.CreateOrderLine, 0, len(req.GetLines()))
+	for _, l := range req.GetLines() {
 		lines = append(lines, &ordersv1.CreateOrderLine{ProductId: l.GetProductId(), Quantity: l.GetQuantity()})
 	}
 	f := s.fanOut(ctx)
 	order := fanout.Go(f.Group, f.part(storefrontv1.Section_SECTION_ORDERS, true), func(ctx context.Context) (*ordersv1.Order, error) {
-		res, err := s.b.Orders.CreateOrder(ctx, connect.NewRequest(&ordersv1.CreateOrderRequest{IdempotencyKey: req.Msg.GetIdempotencyKey(), Lines: lines}))
+		res, err := s.b.Orders.CreateOrder(ctx, &ordersv1.CreateOrderRequest{IdempotencyKey: req.GetIdempotencyKey(), Lines: lines})
 		if err != nil {
 			return nil, f.watch(err)
 		}
-		return res.Msg.GetOrder(), nil
+		return res.GetOrder(), nil
 	})
 	products := fanout.Then(f.Group, order, f.part(storefrontv1.Section_SECTION_PRODUCT_DETAILS, false), func(ctx context.Context, o *ordersv1.Order) (map[string]*catalogv1.Product, error) {
 		return s.b.Catalog.lookup(ctx, productIDs(o))
 	})
 	if err := f.wait(ctx); err != nil {
 		if f.invalid {
-			var invalid fieldErrors
-			invalid.add("lines", "the order was refused: check that every product exists")
-			return nil, invalid.err()
+			var invalid fanout.FieldErrors
+			invalid.Add("lines", "the order was refused: check that every product exists")
+			return nil, invalid.Err()
 		}
 		return nil, err
 	}
 	o, _ := order.Value()
 	byID, _ := products.Value()
-	return privateResponse(&storefrontv1.PlaceOrderResponse{Order: publicOrder(o, byID, s.imageBase)}), nil
+	return privateResponse(ctx, &storefrontv1.PlaceOrderResponse{Order: publicOrder(o, byID, s.imageBase)}), nil
 }
 
 // UpdateProfile changes the customer's display name, locale and marketing
 // choice.
-func (s *AccountService) UpdateProfile(ctx context.Context, req *connect.Request[storefrontv1.UpdateProfileRequest]) (*connect.Response[storefrontv1.UpdateProfileResponse], error) {
+func (s *AccountService) UpdateProfile(ctx context.Context, req *storefrontv1.UpdateProfileRequest) (*storefrontv1.UpdateProfileResponse, error) {
 	if _, err := session.Require(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkUpdateProfile(req.Msg); err != nil {
+	if err := checkUpdateProfile(req); err != nil {
 		return nil, err
 	}
-	res, err := s.b.Profiles.UpdateProfile(ctx, connect.NewRequest(&profilesv1.UpdateProfileRequest{
-		DisplayName:    req.Msg.GetDisplayName(),
-		Locale:         req.Msg.GetLocale(),
-		MarketingOptIn: req.Msg.GetMarketingOptIn(),
-	}))
+	res, err := s.b.Profiles.UpdateProfile(ctx, &profilesv1.UpdateProfileRequest{
+		DisplayName:    req.GetDisplayName(),
+		Locale:         req.GetLocale(),
+		MarketingOptIn: req.GetMarketingOptIn(),
+	})
 	if err != nil {
-		return nil, backendError(ctx, s.logger, "profiles", err)
+		return nil, fanout.BackendError(ctx, s.logger, "profiles", err)
 	}
-	return privateResponse(&storefrontv1.UpdateProfileResponse{Profile: publicProfile(res.Msg.GetProfile())}), nil
+	return privateResponse(ctx, &storefrontv1.UpdateProfileResponse{Profile: publicProfile(res.GetProfile())}), nil
 }
 
-// privateResponse wraps a user's data: no shared cache may keep it.
-func privateResponse[T any](msg *T) *connect.Response[T] {
-	res := connect.NewResponse(msg)
-	res.Header().Set("Cache-Control", "private, no-store")
-	return res
+// privateResponse marks the answer of ctx's call as a user's data, which no
+// shared cache may keep, and returns msg.
+func privateResponse[T any](ctx context.Context, msg *T) *T {
+	if info, ok := connect.CallInfoForServerContext(ctx); ok {
+		info.ResponseHeader().Set("Cache-Control", "private, no-store")
+	}
+	return msg
 }

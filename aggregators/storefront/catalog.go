@@ -2,13 +2,12 @@ package storefront
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 
 	"github.com/custodian-bff/custodian/aggregators/fanout"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
@@ -60,25 +59,25 @@ func NewCatalog(client catalogv1connect.CatalogServiceClient, ttl time.Duration,
 func (c *Catalog) list(ctx context.Context, req *catalogv1.ListProductsRequest) (*catalogv1.ListProductsResponse, error) {
 	key := fmt.Sprintf("%d\x00%s\x00%s", req.GetPageSize(), req.GetPageToken(), req.GetCategory())
 	return fanout.Fetch(ctx, c.lists, c.listCo, key, func(ctx context.Context) (*catalogv1.ListProductsResponse, error) {
-		res, err := c.client.ListProducts(ctx, connect.NewRequest(req))
+		res, err := c.client.ListProducts(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		return res.Msg, nil
+		return res, nil
 	})
 }
 
 // get returns one product.
 func (c *Catalog) get(ctx context.Context, id string) (*catalogv1.Product, error) {
 	return fanout.Fetch(ctx, c.products, c.getCo, id, func(ctx context.Context) (*catalogv1.Product, error) {
-		res, err := c.client.GetProduct(ctx, connect.NewRequest(&catalogv1.GetProductRequest{ProductId: id}))
+		res, err := c.client.GetProduct(ctx, &catalogv1.GetProductRequest{ProductId: id})
 		if err != nil {
 			return nil, err
 		}
-		if res.Msg.GetProduct() == nil {
-			return nil, connect.NewError(connect.CodeNotFound, errors.New("no product"))
+		if res.GetProduct() == nil {
+			return nil, connect.NewError(connect.CodeNotFound, "no product")
 		}
-		return res.Msg.GetProduct(), nil
+		return res.GetProduct(), nil
 	})
 }
 
@@ -103,14 +102,14 @@ func (c *Catalog) lookup(ctx context.Context, ids []string) (map[string]*catalog
 	slices.Sort(missing)
 	for chunk := range slices.Chunk(missing, maxBatch) {
 		res, _, err := c.batches.Do(ctx, strings.Join(chunk, "\x00"), func(ctx context.Context) (*catalogv1.BatchGetProductsResponse, error) {
-			res, err := c.client.BatchGetProducts(ctx, connect.NewRequest(&catalogv1.BatchGetProductsRequest{ProductIds: chunk}))
+			res, err := c.client.BatchGetProducts(ctx, &catalogv1.BatchGetProductsRequest{ProductIds: chunk})
 			if err != nil {
 				return nil, err
 			}
-			for _, p := range res.Msg.GetProducts() {
+			for _, p := range res.GetProducts() {
 				c.products.Add(p.GetProductId(), p)
 			}
-			return res.Msg, nil
+			return res, nil
 		})
 		if err != nil {
 			return nil, err

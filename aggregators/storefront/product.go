@@ -4,8 +4,9 @@ import (
 	"context"
 	"log/slog"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 
+	"github.com/custodian-bff/custodian/aggregators/fanout"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
@@ -35,31 +36,31 @@ func NewProductService(catalog *Catalog, opts ...Option) *ProductService {
 }
 
 // ListProducts returns a page of products, optionally of one category.
-func (s *ProductService) ListProducts(ctx context.Context, req *connect.Request[storefrontv1.ListProductsRequest]) (*connect.Response[storefrontv1.ListProductsResponse], error) {
-	var invalid fieldErrors
-	checkPaging(&invalid, req.Msg.GetPageSize(), maxProductPageSize, req.Msg.GetPageToken())
-	if c := req.Msg.GetCategory(); len(c) > maxCategoryLength || (c != "" && !isID(c)) {
-		invalid.add("category", "must be a category name")
+func (s *ProductService) ListProducts(ctx context.Context, req *storefrontv1.ListProductsRequest) (*storefrontv1.ListProductsResponse, error) {
+	var invalid fanout.FieldErrors
+	checkPaging(&invalid, req.GetPageSize(), maxProductPageSize, req.GetPageToken())
+	if c := req.GetCategory(); len(c) > maxCategoryLength || (c != "" && !isID(c)) {
+		invalid.Add("category", "must be a category name")
 	}
-	if err := invalid.err(); err != nil {
+	if err := invalid.Err(); err != nil {
 		return nil, err
 	}
-	size := req.Msg.GetPageSize()
+	size := req.GetPageSize()
 	if size == 0 {
 		size = defaultProductPageSize
 	}
 	res, err := s.catalog.list(ctx, &catalogv1.ListProductsRequest{
 		PageSize:  size,
-		PageToken: req.Msg.GetPageToken(),
-		Category:  req.Msg.GetCategory(),
+		PageToken: req.GetPageToken(),
+		Category:  req.GetCategory(),
 	})
 	if err != nil {
 		if connect.CodeOf(err) == connect.CodeInvalidArgument {
 			// Only the page token can still be refused: the rest was checked above.
-			invalid.add("page_token", "is not a token from a previous answer")
-			return nil, invalid.err()
+			invalid.Add("page_token", "is not a token from a previous answer")
+			return nil, invalid.Err()
 		}
-		return nil, backendError(ctx, s.logger, "catalog", err)
+		return nil, fanout.BackendError(ctx, s.logger, "catalog", err)
 	}
 	out := &storefrontv1.ListProductsResponse{
 		Products:      make([]*storefrontv1.Product, 0, len(res.GetProducts())),
@@ -68,19 +69,19 @@ func (s *ProductService) ListProducts(ctx context.Context, req *connect.Request[
 	for _, p := range res.GetProducts() {
 		out.Products = append(out.Products, publicProduct(p, s.imageBase))
 	}
-	return connect.NewResponse(out), nil
+	return out, nil
 }
 
 // GetProduct returns one product.
-func (s *ProductService) GetProduct(ctx context.Context, req *connect.Request[storefrontv1.GetProductRequest]) (*connect.Response[storefrontv1.GetProductResponse], error) {
-	if !isID(req.Msg.GetProductId()) {
-		var invalid fieldErrors
-		invalid.add("product_id", "must be 1 to 64 letters, digits, '-' or '_'")
-		return nil, invalid.err()
+func (s *ProductService) GetProduct(ctx context.Context, req *storefrontv1.GetProductRequest) (*storefrontv1.GetProductResponse, error) {
+	if !isID(req.GetProductId()) {
+		var invalid fanout.FieldErrors
+		invalid.Add("product_id", "must be 1 to 64 letters, digits, '-' or '_'")
+		return nil, invalid.Err()
 	}
-	p, err := s.catalog.get(ctx, req.Msg.GetProductId())
+	p, err := s.catalog.get(ctx, req.GetProductId())
 	if err != nil {
-		return nil, backendError(ctx, s.logger, "catalog", err)
+		return nil, fanout.BackendError(ctx, s.logger, "catalog", err)
 	}
-	return connect.NewResponse(&storefrontv1.GetProductResponse{Product: publicProduct(p, s.imageBase)}), nil
+	return &storefrontv1.GetProductResponse{Product: publicProduct(p, s.imageBase)}, nil
 }

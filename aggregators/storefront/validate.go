@@ -6,6 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/custodian-bff/custodian/aggregators/fanout"
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 )
 
@@ -27,12 +28,12 @@ func isID(s string) bool {
 }
 
 // checkPaging validates a page size against its maximum and a page token.
-func checkPaging(f *fieldErrors, pageSize, maxSize int32, pageToken string) {
+func checkPaging(f *fanout.FieldErrors, pageSize, maxSize int32, pageToken string) {
 	if pageSize < 0 || pageSize > maxSize {
-		f.add("page_size", "must be between 0 and "+strconv.Itoa(int(maxSize)))
+		f.Add("page_size", "must be between 0 and "+strconv.Itoa(int(maxSize)))
 	}
 	if len(pageToken) > maxPageToken || !utf8.ValidString(pageToken) {
-		f.add("page_token", "is not a token from a previous answer")
+		f.Add("page_token", "is not a token from a previous answer")
 	}
 }
 
@@ -45,13 +46,13 @@ const (
 
 // checkPlaceOrder validates an order request field by field.
 func checkPlaceOrder(req *storefrontv1.PlaceOrderRequest) error {
-	var invalid fieldErrors
+	var invalid fanout.FieldErrors
 	if k := req.GetIdempotencyKey(); len(k) < 8 || !isID(k) {
-		invalid.add("idempotency_key", "must be 8 to 64 letters, digits, '-' or '_'")
+		invalid.Add("idempotency_key", "must be 8 to 64 letters, digits, '-' or '_'")
 	}
 	lines := req.GetLines()
 	if len(lines) == 0 || len(lines) > maxOrderLines {
-		invalid.add("lines", "must have 1 to 20 lines")
+		invalid.Add("lines", "must have 1 to 20 lines")
 	}
 	seen := make(map[string]bool, len(lines))
 	for i, l := range lines {
@@ -61,30 +62,30 @@ func checkPlaceOrder(req *storefrontv1.PlaceOrderRequest) error {
 		field := "lines[" + strconv.Itoa(i) + "]"
 		switch id := l.GetProductId(); {
 		case !isID(id):
-			invalid.add(field+".product_id", "must be a product id")
+			invalid.Add(field+".product_id", "must be a product id")
 		case seen[id]:
-			invalid.add(field+".product_id", "is listed twice; raise the quantity instead")
+			invalid.Add(field+".product_id", "is listed twice; raise the quantity instead")
 		default:
 			seen[id] = true
 		}
 		if q := l.GetQuantity(); q < 1 || q > maxQuantity {
-			invalid.add(field+".quantity", "must be between 1 and 99")
+			invalid.Add(field+".quantity", "must be between 1 and 99")
 		}
 	}
-	return invalid.err()
+	return invalid.Err()
 }
 
 // checkUpdateProfile validates a profile change field by field.
 func checkUpdateProfile(req *storefrontv1.UpdateProfileRequest) error {
-	var invalid fieldErrors
+	var invalid fanout.FieldErrors
 	name := req.GetDisplayName()
 	if n := utf8.RuneCountInString(name); n < 1 || n > maxDisplayName || !utf8.ValidString(name) || strings.TrimSpace(name) == "" || hasControl(name) {
-		invalid.add("display_name", "must be 1 to 64 printable characters")
+		invalid.Add("display_name", "must be 1 to 64 printable characters")
 	}
 	if l := req.GetLocale(); l != "" && !isLocale(l) {
-		invalid.add("locale", "must be a language tag such as en-GB")
+		invalid.Add("locale", "must be a language tag such as en-GB")
 	}
-	return invalid.err()
+	return invalid.Err()
 }
 
 func hasControl(s string) bool {

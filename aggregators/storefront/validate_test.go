@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connectproto"
 
+	"github.com/custodian-bff/custodian/aggregators/fanout"
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 )
@@ -26,7 +28,7 @@ func refusedFields(t *testing.T, err error) []string {
 	}
 	var fields []string
 	for _, d := range connectErr.Details() {
-		v, derr := d.Value()
+		v, derr := connectproto.UnmarshalErrorDetail(d)
 		if derr != nil {
 			t.Fatalf("detail: %v", derr)
 		}
@@ -249,9 +251,9 @@ func TestCheckPaging(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			var f fieldErrors
+			var f fanout.FieldErrors
 			checkPaging(&f, c.size, c.max, c.token)
-			err := f.err()
+			err := f.Err()
 			if c.want == nil {
 				if err != nil {
 					t.Fatalf("valid paging refused: %v", err)

@@ -15,9 +15,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/custodian-bff/custodian"
 	"github.com/custodian-bff/custodian/demo"
-	"github.com/custodian-bff/custodian/internal/gateway"
-	"github.com/custodian-bff/custodian/server"
 	"github.com/custodian-bff/custodian/server/config"
 )
 
@@ -76,7 +75,7 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) er
 		return err
 	}
 	defer ln.Close()
-	opts := []gateway.Option{gateway.WithLogger(logger)}
+	opts := []custodian.Option{custodian.WithLogger(logger)}
 	var home *demo.Home
 	if cfg == nil {
 		world, err := startDemo(ctx, logger, ln)
@@ -90,21 +89,26 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) er
 		}()
 		cfg = world.Config
 		home = &demo.Home{}
-		opts = append(opts, gateway.WithServerOptions(
-			server.WithHandler(demo.IdPPath, world.IdP),
-			server.WithHandler("GET /{$}", home),
-		))
+		opts = append(opts,
+			custodian.WithHandler(demo.IdPPath, world.IdP),
+			custodian.WithHandler("GET /{$}", home),
+		)
 	}
 	cfg.Listen = ln.Addr().String()
-	srv, err := gateway.New(cfg, opts...)
+	gw, err := custodian.New(cfg, opts...)
 	if err != nil {
 		return err
 	}
-	if home != nil {
-		home.SetSessions(srv.Sessions)
+	// The reference binary serves the Acme store wherever its backends are
+	// configured, mounted through the public API like any team's services.
+	if err := demo.MountStore(gw); err != nil {
+		return err
 	}
-	logger.Info("custodian is listening", "url", cfg.PublicURL, "listen", cfg.Listen, "services", srv.Services())
-	return srv.Serve(ctx, ln)
+	if home != nil {
+		home.SetSessions(gw.Sessions())
+	}
+	logger.Info("custodian is listening", "url", cfg.PublicURL, "listen", cfg.Listen, "services", gw.Services())
+	return gw.Serve(ctx, ln)
 }
 
 // startDemo starts the demo world for a gateway listening on ln.

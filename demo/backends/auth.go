@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	"github.com/coreos/go-oidc/v3/oidc"
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -43,17 +43,21 @@ func newAuthenticator(issuer, jwksURL, audience string, client *http.Client, log
 
 // interceptor rejects requests without a valid token with
 // CodeUnauthenticated and passes the token's subject on in the context.
-func (a *authenticator) interceptor() connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			subject, err := a.authenticate(ctx, req.Header().Get("Authorization"))
+func (a *authenticator) interceptor() connect.ServerInterceptor {
+	return func(next connect.ServerFunc) connect.ServerFunc {
+		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
+			var header string
+			if info, ok := connect.CallInfoForServerContext(ctx); ok {
+				header = info.RequestHeader().Get("Authorization")
+			}
+			subject, err := a.authenticate(ctx, header)
 			if err != nil {
 				// The reason is logged, never told: a caller learns only that
 				// its token was not good enough.
-				a.logger.DebugContext(ctx, "rejected bearer token", "procedure", req.Spec().Procedure, "reason", err)
-				return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("invalid bearer token"))
+				a.logger.DebugContext(ctx, "rejected bearer token", "procedure", spec.Procedure, "reason", err)
+				return errInvalidToken()
 			}
-			return next(withSubject(ctx, subject), req)
+			return next(withSubject(ctx, subject), spec, stream)
 		}
 	}
 }
@@ -102,7 +106,13 @@ func subjectFromContext(ctx context.Context) (string, bool) {
 func requireSubject(ctx context.Context) (string, error) {
 	subject, ok := subjectFromContext(ctx)
 	if !ok {
-		return "", connect.NewError(connect.CodeUnauthenticated, errors.New("invalid bearer token"))
+		return "", errInvalidToken()
 	}
 	return subject, nil
+}
+
+// errInvalidToken is the only answer a caller gets for a token the backend
+// does not accept.
+func errInvalidToken() error {
+	return connect.NewError(connect.CodeUnauthenticated, "invalid bearer token")
 }

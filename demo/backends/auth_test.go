@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	"github.com/custodian-bff/custodian/demo/backends"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
@@ -36,7 +36,7 @@ func probes() []probe {
 			backend:   func(s *backends.Set) *backends.Backend { return s.Profiles },
 			procedure: profilesv1connect.ProfileServiceGetProfileProcedure,
 			call: func(ctx context.Context, c clients, header string, set bool) error {
-				_, err := c.profiles.GetProfile(ctx, withAuthorization(&profilesv1.GetProfileRequest{}, header, set))
+				_, err := c.profiles.GetProfile(withAuthorization(ctx, header, set), &profilesv1.GetProfileRequest{})
 				return err
 			},
 		},
@@ -45,7 +45,7 @@ func probes() []probe {
 			backend:   func(s *backends.Set) *backends.Backend { return s.Orders },
 			procedure: ordersv1connect.OrderServiceListOrdersProcedure,
 			call: func(ctx context.Context, c clients, header string, set bool) error {
-				_, err := c.orders.ListOrders(ctx, withAuthorization(&ordersv1.ListOrdersRequest{}, header, set))
+				_, err := c.orders.ListOrders(withAuthorization(ctx, header, set), &ordersv1.ListOrdersRequest{})
 				return err
 			},
 		},
@@ -54,7 +54,7 @@ func probes() []probe {
 			backend:   func(s *backends.Set) *backends.Backend { return s.Catalog },
 			procedure: catalogv1connect.CatalogServiceListProductsProcedure,
 			call: func(ctx context.Context, c clients, header string, set bool) error {
-				_, err := c.catalog.ListProducts(ctx, withAuthorization(&catalogv1.ListProductsRequest{}, header, set))
+				_, err := c.catalog.ListProducts(withAuthorization(ctx, header, set), &catalogv1.ListProductsRequest{})
 				return err
 			},
 		},
@@ -63,7 +63,7 @@ func probes() []probe {
 			backend:   func(s *backends.Set) *backends.Backend { return s.Loyalty },
 			procedure: loyaltyv1connect.LoyaltyServiceGetAccountProcedure,
 			call: func(ctx context.Context, c clients, header string, set bool) error {
-				_, err := c.loyalty.GetAccount(ctx, withAuthorization(&loyaltyv1.GetAccountRequest{}, header, set))
+				_, err := c.loyalty.GetAccount(withAuthorization(ctx, header, set), &loyaltyv1.GetAccountRequest{})
 				return err
 			},
 		},

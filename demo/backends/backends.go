@@ -21,7 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 )
 
 // readHeaderTimeout bounds how long a client may take to send its request
@@ -56,32 +57,32 @@ func Start(ctx context.Context, issuer, jwksURL string, opts ...Option) (*Set, e
 	specs := []struct {
 		name         string
 		faultMessage string
-		mount        func(*http.ServeMux, ...connect.HandlerOption)
+		register     func(*connect.Server)
 	}{
 		{
 			name:         "profiles",
 			faultMessage: `profiles-pg-2.acme.internal:5432: FATAL: remaining connection slots are reserved for role "profiles_rw"`,
-			mount:        newProfileService().mount,
+			register:     newProfileService().register,
 		},
 		{
 			name:         "orders",
 			faultMessage: "orders-db-3.acme.internal: deadlock detected (txn 8812)",
-			mount:        newOrderService(products).mount,
+			register:     newOrderService(products).register,
 		},
 		{
 			name:         "catalog",
 			faultMessage: "catalog-shard-1.acme.internal: read segment 0x7f3a: input/output error",
-			mount:        newCatalogService(products).mount,
+			register:     newCatalogService(products).register,
 		},
 		{
 			name:         "loyalty",
 			faultMessage: "ledger-1.acme.internal: lock wait timeout exceeded on acct-7f3c21a9; try restarting transaction",
-			mount:        newLoyaltyService().mount,
+			register:     newLoyaltyService().register,
 		},
 	}
 	started := make([]*Backend, 0, len(specs))
 	for _, spec := range specs {
-		b, err := startBackend(ctx, spec.name, spec.faultMessage, issuer, jwksURL, o, spec.mount)
+		b, err := startBackend(ctx, spec.name, spec.faultMessage, issuer, jwksURL, o, spec.register)
 		if err != nil {
 			_ = closeAll(context.WithoutCancel(ctx), started) // the start error matters more
 			return nil, err
@@ -142,7 +143,7 @@ func startBackend(
 	ctx context.Context,
 	name, faultMessage, issuer, jwksURL string,
 	o *options,
-	mount func(*http.ServeMux, ...connect.HandlerOption),
+	register func(*connect.Server),
 ) (*Backend, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("backends: start %s: %w", name, err)
@@ -156,11 +157,10 @@ func startBackend(
 		calls:    callCounter{byProcedure: make(map[string]int64)},
 	}
 	auth := newAuthenticator(issuer, jwksURL, b.audience, o.httpClient, b.logger)
+	srv := connect.NewServer(auth.interceptor(), b.observer(), b.faults.interceptor())
+	register(srv)
 	mux := http.NewServeMux()
-	mount(mux,
-		connect.WithInterceptors(auth.interceptor(), b.observer(), b.faults.interceptor()),
-		connect.WithReadMaxBytes(maxMessageBytes),
-	)
+	connecthttp.Mount(mux, srv, connecthttp.WithReadMaxBytes(maxMessageBytes))
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
@@ -217,14 +217,14 @@ func (b *Backend) LastSubject() string {
 
 // observer records authenticated calls for [Backend.Calls] and
 // [Backend.LastSubject]. It runs after authentication and before faults.
-func (b *Backend) observer() connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+func (b *Backend) observer() connect.ServerInterceptor {
+	return func(next connect.ServerFunc) connect.ServerFunc {
+		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
 			if subject, ok := subjectFromContext(ctx); ok {
 				b.lastSubject.Store(&subject)
 			}
-			b.calls.add(req.Spec().Procedure)
-			return next(ctx, req)
+			b.calls.add(spec.Procedure)
+			return next(ctx, spec, stream)
 		}
 	}
 }

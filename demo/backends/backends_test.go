@@ -8,7 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 	"github.com/custodian-bff/custodian/demo/backends"
 	ordersv1 "github.com/custodian-bff/custodian/gen/go/acme/orders/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/orders/v1/ordersv1connect"
@@ -84,7 +85,7 @@ func TestClose(t *testing.T) {
 	}
 	c := newClients(set, protocols(t)[0])
 	token := idp.token(t, "alice", set.Profiles.Audience())
-	if _, err := c.profiles.GetProfile(t.Context(), bearer(&profilesv1.GetProfileRequest{}, token)); err != nil {
+	if _, err := c.profiles.GetProfile(bearer(t.Context(), token), &profilesv1.GetProfileRequest{}); err != nil {
 		t.Fatalf("GetProfile before Close: %v", err)
 	}
 	if err := set.Close(t.Context()); err != nil {
@@ -93,7 +94,7 @@ func TestClose(t *testing.T) {
 	if err := set.Close(t.Context()); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	_, err = c.profiles.GetProfile(t.Context(), bearer(&profilesv1.GetProfileRequest{}, token))
+	_, err = c.profiles.GetProfile(bearer(t.Context(), token), &profilesv1.GetProfileRequest{})
 	wantCode(t, err, connect.CodeUnavailable)
 }
 
@@ -108,7 +109,7 @@ func TestCallsAndLastSubject(t *testing.T) {
 	get := ordersv1connect.OrderServiceGetOrderProcedure
 
 	// Rejected calls never reach a handler.
-	_, err := c.orders.ListOrders(t.Context(), bearer(&ordersv1.ListOrdersRequest{}, idp.token(t, "alice", "acme-elsewhere")))
+	_, err := c.orders.ListOrders(bearer(t.Context(), idp.token(t, "alice", "acme-elsewhere")), &ordersv1.ListOrdersRequest{})
 	wantCode(t, err, connect.CodeUnauthenticated)
 	if n := set.Orders.Calls(""); n != 0 {
 		t.Fatalf("Calls(\"\") after a rejected call = %d, want 0", n)
@@ -118,19 +119,28 @@ func TestCallsAndLastSubject(t *testing.T) {
 	}
 
 	for range 2 {
-		_, err := c.orders.ListOrders(t.Context(), bearer(&ordersv1.ListOrdersRequest{}, alice))
+		_, err := c.orders.ListOrders(bearer(t.Context(), alice), &ordersv1.ListOrdersRequest{})
 		wantCode(t, err, 0)
 	}
-	_, err = c.orders.GetOrder(t.Context(), bearer(&ordersv1.GetOrderRequest{OrderId: "o-9999"}, alice))
+	_, err = c.orders.GetOrder(bearer(t.Context(), alice), &ordersv1.GetOrderRequest{OrderId: "o-9999"})
 	wantCode(t, err, connect.CodeNotFound)
 	if s := set.Orders.LastSubject(); s != "alice" {
 		t.Errorf("LastSubject() = %q, want alice", s)
 	}
-	_, err = c.orders.GetOrder(t.Context(), bearer(&ordersv1.GetOrderRequest{OrderId: "o-1003"}, bob))
+	_, err = c.orders.GetOrder(bearer(t.Context(), bob), &ordersv1.GetOrderRequest{OrderId: "o-1003"})
 	wantCode(t, err, 0)
 	if s := set.Orders.LastSubject(); s != "bob" {
 		t.Errorf("LastSubject() = %q, want bob", s)
 	}
+	// An unknown method of a known service is unimplemented and, as no
+	// handler exists for it, never counted.
+	p := protocols(t)[1]
+	raw := connect.NewClient(connecthttp.NewTransport(p.client, set.Orders.URL(), p.opts...))
+	err = raw.CallUnary(bearer(t.Context(), alice), connect.Spec{
+		StreamType: connect.StreamTypeUnary,
+		Procedure:  "/acme.orders.v1.OrderService/NoSuchMethod",
+	}, &ordersv1.ListOrdersRequest{}, &ordersv1.ListOrdersResponse{})
+	wantCode(t, err, connect.CodeUnimplemented)
 
 	cases := []struct {
 		procedure string
@@ -174,14 +184,14 @@ func TestOptions(t *testing.T) {
 	c := newClients(set, protocols(t)[0])
 
 	token := idp.token(t, "alice", set.Profiles.Audience())
-	_, err := c.profiles.GetProfile(t.Context(), bearer(&profilesv1.GetProfileRequest{}, token))
+	_, err := c.profiles.GetProfile(bearer(t.Context(), token), &profilesv1.GetProfileRequest{})
 	wantCode(t, err, 0)
 	if transport.n.Load() == 0 || idp.fetches.Load() == 0 {
 		t.Errorf("JWKS fetched %d times through the WithHTTPClient client (%d served), want at least once",
 			transport.n.Load(), idp.fetches.Load())
 	}
 
-	_, err = c.profiles.GetProfile(t.Context(), bearer(&profilesv1.GetProfileRequest{}, "garbage"))
+	_, err = c.profiles.GetProfile(bearer(t.Context(), "garbage"), &profilesv1.GetProfileRequest{})
 	wantCode(t, err, connect.CodeUnauthenticated)
 	if got := logs.String(); !strings.Contains(got, "rejected bearer token") || !strings.Contains(got, "backend=profiles") {
 		t.Errorf("WithLogger: log lacks the rejected token:\n%s", got)
@@ -197,17 +207,17 @@ func TestSetsAreIndependent(t *testing.T) {
 	profiles := idp.token(t, "alice", "acme-profiles")
 	orders := idp.token(t, "alice", "acme-orders")
 
-	_, err := c1.profiles.UpdateProfile(t.Context(), bearer(&profilesv1.UpdateProfileRequest{DisplayName: "Changed"}, profiles))
+	_, err := c1.profiles.UpdateProfile(bearer(t.Context(), profiles), &profilesv1.UpdateProfileRequest{DisplayName: "Changed"})
 	wantCode(t, err, 0)
-	_, err = c1.orders.CreateOrder(t.Context(), bearer(&ordersv1.CreateOrderRequest{
+	_, err = c1.orders.CreateOrder(bearer(t.Context(), orders), &ordersv1.CreateOrderRequest{
 		IdempotencyKey: "independent-1",
 		Lines:          []*ordersv1.CreateOrderLine{{ProductId: "p-0001", Quantity: 1}},
-	}, orders))
+	})
 	wantCode(t, err, 0)
 
-	got, err := c2.profiles.GetProfile(t.Context(), bearer(&profilesv1.GetProfileRequest{}, profiles))
+	got, err := c2.profiles.GetProfile(bearer(t.Context(), profiles), &profilesv1.GetProfileRequest{})
 	wantCode(t, err, 0)
-	if name := got.Msg.GetProfile().GetDisplayName(); name != "Alice Martin" {
+	if name := got.GetProfile().GetDisplayName(); name != "Alice Martin" {
 		t.Errorf("second Set's display name = %q, want the seeded one", name)
 	}
 	if n := len(listAllOrders(t, c2, orders, 50)); n != 12 {

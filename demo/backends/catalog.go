@@ -2,11 +2,8 @@ package backends
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net/http"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
 	"google.golang.org/protobuf/proto"
@@ -37,20 +34,20 @@ func newCatalogService(products []*catalogv1.Product) *catalogService {
 	return &catalogService{products: products, byID: byID}
 }
 
-func (s *catalogService) mount(mux *http.ServeMux, opts ...connect.HandlerOption) {
-	mux.Handle(catalogv1connect.NewCatalogServiceHandler(s, opts...))
+func (s *catalogService) register(srv *connect.Server) {
+	catalogv1connect.RegisterCatalogServiceHandler(srv, s)
 }
 
 func (s *catalogService) ListProducts(
 	ctx context.Context,
-	req *connect.Request[catalogv1.ListProductsRequest],
-) (*connect.Response[catalogv1.ListProductsResponse], error) {
-	size, err := pageSize(req.Msg.GetPageSize(), defaultProductPageSize, maxProductPageSize)
+	req *catalogv1.ListProductsRequest,
+) (*catalogv1.ListProductsResponse, error) {
+	size, err := pageSize(req.GetPageSize(), defaultProductPageSize, maxProductPageSize)
 	if err != nil {
 		return nil, err
 	}
-	category := req.Msg.GetCategory()
-	token, _, err := decodePageToken(req.Msg.GetPageToken(), "products", category)
+	category := req.GetCategory()
+	token, _, err := decodePageToken(req.GetPageToken(), "products", category)
 	if err != nil {
 		return nil, err
 	}
@@ -69,32 +66,31 @@ func (s *catalogService) ListProducts(
 	if end < len(matching) {
 		res.NextPageToken = pageToken{kind: "products", filter: category, offset: end}.encode()
 	}
-	return connect.NewResponse(res), nil
+	return res, nil
 }
 
 func (s *catalogService) GetProduct(
 	ctx context.Context,
-	req *connect.Request[catalogv1.GetProductRequest],
-) (*connect.Response[catalogv1.GetProductResponse], error) {
-	id := req.Msg.GetProductId()
+	req *catalogv1.GetProductRequest,
+) (*catalogv1.GetProductResponse, error) {
+	id := req.GetProductId()
 	if id == "" {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("product_id is required"))
+		return nil, connect.NewError(connect.CodeInvalidArgument, "product_id is required")
 	}
 	p, ok := s.byID[id]
 	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("product %q not found", id))
+		return nil, connect.Errorf(connect.CodeNotFound, "product %q not found", id)
 	}
-	return connect.NewResponse(&catalogv1.GetProductResponse{Product: proto.CloneOf(p)}), nil
+	return &catalogv1.GetProductResponse{Product: proto.CloneOf(p)}, nil
 }
 
 func (s *catalogService) BatchGetProducts(
 	ctx context.Context,
-	req *connect.Request[catalogv1.BatchGetProductsRequest],
-) (*connect.Response[catalogv1.BatchGetProductsResponse], error) {
-	ids := req.Msg.GetProductIds()
+	req *catalogv1.BatchGetProductsRequest,
+) (*catalogv1.BatchGetProductsResponse, error) {
+	ids := req.GetProductIds()
 	if len(ids) > maxBatchGetProducts {
-		return nil, connect.NewError(connect.CodeInvalidArgument,
-			fmt.Errorf("at most %d product_ids per request", maxBatchGetProducts))
+		return nil, connect.Errorf(connect.CodeInvalidArgument, "at most %d product_ids per request", maxBatchGetProducts)
 	}
 	res := &catalogv1.BatchGetProductsResponse{}
 	for _, id := range ids {
@@ -104,7 +100,7 @@ func (s *catalogService) BatchGetProducts(
 			res.MissingProductIds = append(res.MissingProductIds, id)
 		}
 	}
-	return connect.NewResponse(res), nil
+	return res, nil
 }
 
 // cloneAll deep-copies messages, so an answer never aliases a backend's data.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 )
 
@@ -50,29 +50,29 @@ func TestListProductsPaging(t *testing.T) {
 				var ids []string
 				pageToken, pages := "", 0
 				for {
-					res, err := c.catalog.ListProducts(t.Context(), bearer(&catalogv1.ListProductsRequest{
+					res, err := c.catalog.ListProducts(bearer(t.Context(), token), &catalogv1.ListProductsRequest{
 						PageSize:  tc.pageSize,
 						PageToken: pageToken,
 						Category:  tc.category,
-					}, token))
+					})
 					wantCode(t, err, 0)
 					pages++
 					if pages > 30 {
 						t.Fatal("paging does not end")
 					}
-					if n := len(res.Msg.GetProducts()); n > limit {
+					if n := len(res.GetProducts()); n > limit {
 						t.Errorf("page %d has %d products, want at most %d", pages, n, limit)
 					}
-					if res.Msg.GetShardHost() == "" {
+					if res.GetShardHost() == "" {
 						t.Error("shard_host is empty")
 					}
-					for _, prod := range res.Msg.GetProducts() {
+					for _, prod := range res.GetProducts() {
 						if tc.category != "" && prod.GetCategory() != tc.category {
 							t.Errorf("%s has category %q, want %q", prod.GetProductId(), prod.GetCategory(), tc.category)
 						}
 						ids = append(ids, prod.GetProductId())
 					}
-					pageToken = res.Msg.GetNextPageToken()
+					pageToken = res.GetNextPageToken()
 					if pageToken == "" {
 						break
 					}
@@ -102,9 +102,9 @@ func TestProductData(t *testing.T) {
 	// A client-credentials token has the client id as its subject.
 	token := idp.token(t, "storefront-gateway", set.Catalog.Audience())
 
-	res, err := c.catalog.ListProducts(t.Context(), bearer(&catalogv1.ListProductsRequest{PageSize: 100}, token))
+	res, err := c.catalog.ListProducts(bearer(t.Context(), token), &catalogv1.ListProductsRequest{PageSize: 100})
 	wantCode(t, err, 0)
-	products := res.Msg.GetProducts()
+	products := res.GetProducts()
 	if len(products) != 24 {
 		t.Fatalf("got %d products, want 24", len(products))
 	}
@@ -155,7 +155,7 @@ func TestCatalogErrors(t *testing.T) {
 
 	for _, p := range protocols(t) {
 		c := newClients(set, p)
-		booksPage, err := c.catalog.ListProducts(t.Context(), bearer(&catalogv1.ListProductsRequest{PageSize: 2, Category: "books"}, token))
+		booksPage, err := c.catalog.ListProducts(bearer(t.Context(), token), &catalogv1.ListProductsRequest{PageSize: 2, Category: "books"})
 		wantCode(t, err, 0)
 		ordersPage := listOrdersPage(t, c, ordersToken, 1, "")
 		cases := []struct {
@@ -165,13 +165,13 @@ func TestCatalogErrors(t *testing.T) {
 			{"page size too large", &catalogv1.ListProductsRequest{PageSize: 101}},
 			{"negative page size", &catalogv1.ListProductsRequest{PageSize: -1}},
 			{"garbage page token", &catalogv1.ListProductsRequest{PageToken: "!!not-a-token!!"}},
-			{"page token of another category", &catalogv1.ListProductsRequest{PageToken: booksPage.Msg.GetNextPageToken(), Category: "games"}},
+			{"page token of another category", &catalogv1.ListProductsRequest{PageToken: booksPage.GetNextPageToken(), Category: "games"}},
 			{"page token of the orders listing", &catalogv1.ListProductsRequest{PageToken: ordersPage.GetNextPageToken()}},
 		}
 		for _, tc := range cases {
 			t.Run(p.name+"/ListProducts/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				_, err := c.catalog.ListProducts(t.Context(), bearer(tc.req, token))
+				_, err := c.catalog.ListProducts(bearer(t.Context(), token), tc.req)
 				wantCode(t, err, connect.CodeInvalidArgument)
 			})
 		}
@@ -187,10 +187,10 @@ func TestCatalogErrors(t *testing.T) {
 		for _, tc := range getCases {
 			t.Run(p.name+"/GetProduct/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				res, err := c.catalog.GetProduct(t.Context(), bearer(&catalogv1.GetProductRequest{ProductId: tc.id}, token))
+				res, err := c.catalog.GetProduct(bearer(t.Context(), token), &catalogv1.GetProductRequest{ProductId: tc.id})
 				wantCode(t, err, tc.want)
-				if err == nil && (res.Msg.GetProduct().GetProductId() != tc.id || res.Msg.GetProduct().GetCostPriceMinor() == 0) {
-					t.Errorf("got %v, want product %s with internal fields", res.Msg.GetProduct(), tc.id)
+				if err == nil && (res.GetProduct().GetProductId() != tc.id || res.GetProduct().GetCostPriceMinor() == 0) {
+					t.Errorf("got %v, want product %s with internal fields", res.GetProduct(), tc.id)
 				}
 			})
 		}
@@ -232,13 +232,13 @@ func TestBatchGetProducts(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(p.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				res, err := c.catalog.BatchGetProducts(t.Context(), bearer(&catalogv1.BatchGetProductsRequest{ProductIds: tc.ids}, token))
+				res, err := c.catalog.BatchGetProducts(bearer(t.Context(), token), &catalogv1.BatchGetProductsRequest{ProductIds: tc.ids})
 				wantCode(t, err, tc.want)
 				if err != nil {
 					return
 				}
 				var got []string
-				for _, prod := range res.Msg.GetProducts() {
+				for _, prod := range res.GetProducts() {
 					got = append(got, prod.GetProductId())
 				}
 				if len(got) != tc.wantCount {
@@ -247,11 +247,11 @@ func TestBatchGetProducts(t *testing.T) {
 				if tc.wantIDs != nil && !slices.Equal(got, tc.wantIDs) {
 					t.Errorf("products = %v, want %v", got, tc.wantIDs)
 				}
-				if tc.wantMissing != nil && !slices.Equal(res.Msg.GetMissingProductIds(), tc.wantMissing) {
-					t.Errorf("missing = %v, want %v", res.Msg.GetMissingProductIds(), tc.wantMissing)
+				if tc.wantMissing != nil && !slices.Equal(res.GetMissingProductIds(), tc.wantMissing) {
+					t.Errorf("missing = %v, want %v", res.GetMissingProductIds(), tc.wantMissing)
 				}
-				if want := len(tc.ids) - tc.wantCount; len(res.Msg.GetMissingProductIds()) != want {
-					t.Errorf("%d missing ids, want %d", len(res.Msg.GetMissingProductIds()), want)
+				if want := len(tc.ids) - tc.wantCount; len(res.GetMissingProductIds()) != want {
+					t.Errorf("%d missing ids, want %d", len(res.GetMissingProductIds()), want)
 				}
 			})
 		}

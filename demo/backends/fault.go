@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 )
 
 // Fault describes how a backend misbehaves, so tests can show how the gateway
@@ -44,19 +44,21 @@ func (f *faultInjector) get() Fault {
 }
 
 // interceptor applies the current Fault. It runs after authentication.
-func (f *faultInjector) interceptor() connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+func (f *faultInjector) interceptor() connect.ServerInterceptor {
+	return func(next connect.ServerFunc) connect.ServerFunc {
+		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
 			fault := f.get()
 			if fault.Delay > 0 {
 				if err := sleep(ctx, fault.Delay); err != nil {
-					return nil, err
+					return err
 				}
 			}
 			if fault.Code != 0 {
-				return nil, connect.NewError(fault.Code, errors.New(f.message))
+				// Deliberately sent to the caller: gateway tests prove that
+				// such internal text never reaches a browser.
+				return connect.NewError(fault.Code, f.message)
 			}
-			return next(ctx, req)
+			return next(ctx, spec, stream)
 		}
 	}
 }
@@ -77,7 +79,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 func contextError(ctx context.Context) error {
 	err := ctx.Err()
 	if errors.Is(err, context.DeadlineExceeded) {
-		return connect.NewError(connect.CodeDeadlineExceeded, err)
+		return connect.NewError(connect.CodeDeadlineExceeded, err.Error()).WithCause(err)
 	}
-	return connect.NewError(connect.CodeCanceled, err)
+	return connect.NewError(connect.CodeCanceled, err.Error()).WithCause(err)
 }

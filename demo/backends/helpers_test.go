@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 	"github.com/custodian-bff/custodian/demo/backends"
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
 	"github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1/loyaltyv1connect"
@@ -134,7 +135,7 @@ func startSet(t *testing.T, idp *testIDP, opts ...backends.Option) *backends.Set
 type protocol struct {
 	name   string
 	client *http.Client
-	opts   []connect.ClientOption
+	opts   []connecthttp.Option
 }
 
 // protocols returns Connect and gRPC-Web over HTTP/1.1 and gRPC over
@@ -155,8 +156,8 @@ func protocols(t *testing.T) []protocol {
 	}
 	return []protocol{
 		{name: "connect", client: newClient(false)},
-		{name: "grpc", client: newClient(true), opts: []connect.ClientOption{connect.WithGRPC()}},
-		{name: "grpcweb", client: newClient(false), opts: []connect.ClientOption{connect.WithGRPCWeb()}},
+		{name: "grpc", client: newClient(true), opts: []connecthttp.Option{connecthttp.WithGRPC()}},
+		{name: "grpcweb", client: newClient(false), opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}},
 	}
 }
 
@@ -169,25 +170,31 @@ type clients struct {
 }
 
 func newClients(set *backends.Set, p protocol) clients {
+	client := func(b *backends.Backend) *connect.Client {
+		return connect.NewClient(connecthttp.NewTransport(p.client, b.URL(), p.opts...))
+	}
 	return clients{
-		profiles: profilesv1connect.NewProfileServiceClient(p.client, set.Profiles.URL(), p.opts...),
-		orders:   ordersv1connect.NewOrderServiceClient(p.client, set.Orders.URL(), p.opts...),
-		catalog:  catalogv1connect.NewCatalogServiceClient(p.client, set.Catalog.URL(), p.opts...),
-		loyalty:  loyaltyv1connect.NewLoyaltyServiceClient(p.client, set.Loyalty.URL(), p.opts...),
+		profiles: profilesv1connect.NewProfileServiceClient(client(set.Profiles)),
+		orders:   ordersv1connect.NewOrderServiceClient(client(set.Orders)),
+		catalog:  catalogv1connect.NewCatalogServiceClient(client(set.Catalog)),
+		loyalty:  loyaltyv1connect.NewLoyaltyServiceClient(client(set.Loyalty)),
 	}
 }
 
-// bearer wraps msg in a request carrying token; no token, no header.
-func bearer[T any](msg *T, token string) *connect.Request[T] {
-	return withAuthorization(msg, "Bearer "+token, token != "")
+// bearer returns ctx with a request header carrying token; no token, no
+// header.
+func bearer(ctx context.Context, token string) context.Context {
+	return withAuthorization(ctx, "Bearer "+token, token != "")
 }
 
-func withAuthorization[T any](msg *T, header string, set bool) *connect.Request[T] {
-	req := connect.NewRequest(msg)
+// withAuthorization returns a client context whose request carries header as
+// its Authorization header, or no Authorization header when set is false.
+func withAuthorization(ctx context.Context, header string, set bool) context.Context {
+	ctx, info := connect.NewClientContext(ctx)
 	if set {
-		req.Header().Set("Authorization", header)
+		info.RequestHeader().Set("Authorization", header)
 	}
-	return req
+	return ctx
 }
 
 // wantCode fails the test unless err carries code; 0 means no error.
@@ -205,7 +212,7 @@ func wantCode(t *testing.T, err error, code connect.Code) {
 
 // errorMessage is the message of a Connect error, or "".
 func errorMessage(err error) string {
-	if connectErr := new(connect.Error); errors.As(err, &connectErr) {
+	if connectErr, ok := errors.AsType[*connect.Error](err); ok {
 		return connectErr.Message()
 	}
 	return ""

@@ -2,10 +2,8 @@ package backends
 
 import (
 	"context"
-	"errors"
-	"net/http"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	loyaltyv1 "github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1/loyaltyv1connect"
 	"google.golang.org/protobuf/proto"
@@ -23,21 +21,21 @@ func newLoyaltyService() *loyaltyService {
 	return &loyaltyService{accounts: seedAccounts()}
 }
 
-func (s *loyaltyService) mount(mux *http.ServeMux, opts ...connect.HandlerOption) {
-	mux.Handle(loyaltyv1connect.NewLoyaltyServiceHandler(s, opts...))
+func (s *loyaltyService) register(srv *connect.Server) {
+	loyaltyv1connect.RegisterLoyaltyServiceHandler(srv, s)
 }
 
 func (s *loyaltyService) GetAccount(
 	ctx context.Context,
-	_ *connect.Request[loyaltyv1.GetAccountRequest],
-) (*connect.Response[loyaltyv1.GetAccountResponse], error) {
+	_ *loyaltyv1.GetAccountRequest,
+) (*loyaltyv1.GetAccountResponse, error) {
 	subject, err := requireSubject(ctx)
 	if err != nil {
 		return nil, err
 	}
 	a, ok := s.accounts[subject]
 	if !ok {
-		return nil, connect.NewError(connect.CodeNotFound, errors.New("no loyalty account for this subject"))
+		return nil, connect.NewError(connect.CodeNotFound, "no loyalty account for this subject")
 	}
-	return connect.NewResponse(&loyaltyv1.GetAccountResponse{Account: proto.CloneOf(a)}), nil
+	return &loyaltyv1.GetAccountResponse{Account: proto.CloneOf(a)}, nil
 }

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	loyaltyv1 "github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1"
 )
 
@@ -28,12 +28,12 @@ func TestGetAccount(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(p.name+"/"+tc.subject, func(t *testing.T) {
 				t.Parallel()
-				res, err := c.loyalty.GetAccount(t.Context(), bearer(&loyaltyv1.GetAccountRequest{}, idp.token(t, tc.subject, set.Loyalty.Audience())))
+				res, err := c.loyalty.GetAccount(bearer(t.Context(), idp.token(t, tc.subject, set.Loyalty.Audience())), &loyaltyv1.GetAccountRequest{})
 				wantCode(t, err, tc.want)
 				if err != nil {
 					return
 				}
-				got := res.Msg.GetAccount()
+				got := res.GetAccount()
 				if got.GetSubject() != tc.subject || got.GetTier() != tc.tier || got.GetPoints() != tc.points ||
 					got.GetPointsToNextTier() != tc.toNextTier {
 					t.Errorf("got %v, want %s %v %d points, %d to next tier", got, tc.subject, tc.tier, tc.points, tc.toNextTier)

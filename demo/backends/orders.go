@@ -2,14 +2,12 @@ package backends
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	ordersv1 "github.com/custodian-bff/custodian/gen/go/acme/orders/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/orders/v1/ordersv1connect"
@@ -63,8 +61,8 @@ func newOrderService(products []*catalogv1.Product) *orderService {
 	return s
 }
 
-func (s *orderService) mount(mux *http.ServeMux, opts ...connect.HandlerOption) {
-	mux.Handle(ordersv1connect.NewOrderServiceHandler(s, opts...))
+func (s *orderService) register(srv *connect.Server) {
+	ordersv1connect.RegisterOrderServiceHandler(srv, s)
 }
 
 // addLocked records a new order. The caller holds s.mu or owns s exclusively.
@@ -76,17 +74,17 @@ func (s *orderService) addLocked(o *ordersv1.Order) {
 
 func (s *orderService) ListOrders(
 	ctx context.Context,
-	req *connect.Request[ordersv1.ListOrdersRequest],
-) (*connect.Response[ordersv1.ListOrdersResponse], error) {
+	req *ordersv1.ListOrdersRequest,
+) (*ordersv1.ListOrdersResponse, error) {
 	subject, err := requireSubject(ctx)
 	if err != nil {
 		return nil, err
 	}
-	size, err := pageSize(req.Msg.GetPageSize(), defaultOrderPageSize, maxOrderPageSize)
+	size, err := pageSize(req.GetPageSize(), defaultOrderPageSize, maxOrderPageSize)
 	if err != nil {
 		return nil, err
 	}
-	token, resumed, err := decodePageToken(req.Msg.GetPageToken(), orderPageTokenListing, subject)
+	token, resumed, err := decodePageToken(req.GetPageToken(), orderPageTokenListing, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -108,20 +106,20 @@ func (s *orderService) ListOrders(
 	if start > 0 {
 		res.NextPageToken = pageToken{kind: orderPageTokenListing, filter: subject, offset: start}.encode()
 	}
-	return connect.NewResponse(res), nil
+	return res, nil
 }
 
 func (s *orderService) GetOrder(
 	ctx context.Context,
-	req *connect.Request[ordersv1.GetOrderRequest],
-) (*connect.Response[ordersv1.GetOrderResponse], error) {
+	req *ordersv1.GetOrderRequest,
+) (*ordersv1.GetOrderResponse, error) {
 	subject, err := requireSubject(ctx)
 	if err != nil {
 		return nil, err
 	}
-	id := req.Msg.GetOrderId()
+	id := req.GetOrderId()
 	if id == "" {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("order_id is required"))
+		return nil, connect.NewError(connect.CodeInvalidArgument, "order_id is required")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -129,31 +127,31 @@ func (s *orderService) GetOrder(
 	// Another customer's order is reported exactly like one that doesn't
 	// exist, so ids can't be probed.
 	if !ok || o.GetSubject() != subject {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("order %q not found", id))
+		return nil, connect.Errorf(connect.CodeNotFound, "order %q not found", id)
 	}
-	return connect.NewResponse(&ordersv1.GetOrderResponse{Order: proto.CloneOf(o)}), nil
+	return &ordersv1.GetOrderResponse{Order: proto.CloneOf(o)}, nil
 }
 
 func (s *orderService) CreateOrder(
 	ctx context.Context,
-	req *connect.Request[ordersv1.CreateOrderRequest],
-) (*connect.Response[ordersv1.CreateOrderResponse], error) {
+	req *ordersv1.CreateOrderRequest,
+) (*ordersv1.CreateOrderResponse, error) {
 	subject, err := requireSubject(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.validateCreate(req.Msg); err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	if err := s.validateCreate(req); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err.Error()).WithCause(err)
 	}
-	key := idempotencyKey{subject: subject, key: req.Msg.GetIdempotencyKey()}
+	key := idempotencyKey{subject: subject, key: req.GetIdempotencyKey()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o, ok := s.byKey[key]; ok {
-		return connect.NewResponse(&ordersv1.CreateOrderResponse{Order: proto.CloneOf(o)}), nil
+		return &ordersv1.CreateOrderResponse{Order: proto.CloneOf(o)}, nil
 	}
 	n := s.count + 1
-	lines := make([]*ordersv1.OrderLine, len(req.Msg.GetLines()))
-	for i, l := range req.Msg.GetLines() {
+	lines := make([]*ordersv1.OrderLine, len(req.GetLines()))
+	for i, l := range req.GetLines() {
 		lines[i] = &ordersv1.OrderLine{
 			ProductId:      l.GetProductId(),
 			Quantity:       l.GetQuantity(),
@@ -177,7 +175,7 @@ func (s *orderService) CreateOrder(
 	}
 	s.addLocked(o)
 	s.byKey[key] = o
-	return connect.NewResponse(&ordersv1.CreateOrderResponse{Order: proto.CloneOf(o)}), nil
+	return &ordersv1.CreateOrderResponse{Order: proto.CloneOf(o)}, nil
 }
 
 // validateCreate checks a CreateOrder request against the catalog and the

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	ordersv1 "github.com/custodian-bff/custodian/gen/go/acme/orders/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/orders/v1/ordersv1connect"
@@ -16,11 +16,11 @@ import (
 
 func listOrdersPage(t *testing.T, c clients, token string, size int32, pageToken string) *ordersv1.ListOrdersResponse {
 	t.Helper()
-	res, err := c.orders.ListOrders(t.Context(), bearer(&ordersv1.ListOrdersRequest{PageSize: size, PageToken: pageToken}, token))
+	res, err := c.orders.ListOrders(bearer(t.Context(), token), &ordersv1.ListOrdersRequest{PageSize: size, PageToken: pageToken})
 	if err != nil {
 		t.Fatalf("ListOrders(page_size %d): %v", size, err)
 	}
-	return res.Msg
+	return res
 }
 
 // listAllOrders walks every page and fails if a page is larger than asked.
@@ -61,10 +61,10 @@ func TestListOrders(t *testing.T) {
 	}
 	for _, p := range protocols(t) {
 		c := newClients(set, p)
-		catalog, err := c.catalog.ListProducts(t.Context(), bearer(&catalogv1.ListProductsRequest{PageSize: 100}, catalogToken))
+		catalog, err := c.catalog.ListProducts(bearer(t.Context(), catalogToken), &catalogv1.ListProductsRequest{PageSize: 100})
 		wantCode(t, err, 0)
 		prices := make(map[string]int64)
-		for _, prod := range catalog.Msg.GetProducts() {
+		for _, prod := range catalog.GetProducts() {
 			prices[prod.GetProductId()] = prod.GetPriceMinor()
 		}
 		for _, s := range subjects {
@@ -161,10 +161,10 @@ func TestGetOrder(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(p.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				res, err := c.orders.GetOrder(t.Context(), bearer(&ordersv1.GetOrderRequest{OrderId: tc.id}, tc.token))
+				res, err := c.orders.GetOrder(bearer(t.Context(), tc.token), &ordersv1.GetOrderRequest{OrderId: tc.id})
 				wantCode(t, err, tc.want)
-				if tc.order != nil && !proto.Equal(res.Msg.GetOrder(), tc.order) {
-					t.Errorf("got %v, want %v", res.Msg.GetOrder(), tc.order)
+				if tc.order != nil && !proto.Equal(res.GetOrder(), tc.order) {
+					t.Errorf("got %v, want %v", res.GetOrder(), tc.order)
 				}
 			})
 		}
@@ -182,7 +182,7 @@ func TestListOrdersErrors(t *testing.T) {
 	for _, p := range protocols(t) {
 		c := newClients(set, p)
 		alicePage := listOrdersPage(t, c, alice, 5, "")
-		catalogPage, err := c.catalog.ListProducts(t.Context(), bearer(&catalogv1.ListProductsRequest{PageSize: 1}, catalogToken))
+		catalogPage, err := c.catalog.ListProducts(bearer(t.Context(), catalogToken), &catalogv1.ListProductsRequest{PageSize: 1})
 		wantCode(t, err, 0)
 		cases := []struct {
 			name  string
@@ -194,12 +194,12 @@ func TestListOrdersErrors(t *testing.T) {
 			{"garbage page token", alice, &ordersv1.ListOrdersRequest{PageToken: "%%%"}},
 			{"base64 garbage page token", alice, &ordersv1.ListOrdersRequest{PageToken: "aGVsbG8"}},
 			{"alice's page token used by bob", bob, &ordersv1.ListOrdersRequest{PageToken: alicePage.GetNextPageToken()}},
-			{"catalog page token", alice, &ordersv1.ListOrdersRequest{PageToken: catalogPage.Msg.GetNextPageToken()}},
+			{"catalog page token", alice, &ordersv1.ListOrdersRequest{PageToken: catalogPage.GetNextPageToken()}},
 		}
 		for _, tc := range cases {
 			t.Run(p.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				_, err := c.orders.ListOrders(t.Context(), bearer(tc.req, tc.token))
+				_, err := c.orders.ListOrders(bearer(t.Context(), tc.token), tc.req)
 				wantCode(t, err, connect.CodeInvalidArgument)
 			})
 		}
@@ -217,10 +217,10 @@ func TestListOrdersPagingAcrossCreate(t *testing.T) {
 
 	before := listAllOrders(t, c, alice, 50)
 	first := listOrdersPage(t, c, alice, 5, "")
-	_, err := c.orders.CreateOrder(t.Context(), bearer(&ordersv1.CreateOrderRequest{
+	_, err := c.orders.CreateOrder(bearer(t.Context(), alice), &ordersv1.CreateOrderRequest{
 		IdempotencyKey: "between-pages",
 		Lines:          []*ordersv1.CreateOrderLine{{ProductId: "p-0005", Quantity: 1}},
-	}, alice))
+	})
 	wantCode(t, err, 0)
 	walked := first.GetOrders()
 	for pageToken := first.GetNextPageToken(); pageToken != ""; {
@@ -275,7 +275,7 @@ func TestCreateOrderValidation(t *testing.T) {
 				for _, tc := range cases {
 					t.Run(tc.name, func(t *testing.T) {
 						t.Parallel()
-						_, err := c.orders.CreateOrder(t.Context(), bearer(&ordersv1.CreateOrderRequest{IdempotencyKey: tc.key, Lines: tc.lines}, alice))
+						_, err := c.orders.CreateOrder(bearer(t.Context(), alice), &ordersv1.CreateOrderRequest{IdempotencyKey: tc.key, Lines: tc.lines})
 						wantCode(t, err, connect.CodeInvalidArgument)
 					})
 				}
@@ -289,12 +289,12 @@ func TestCreateOrderValidation(t *testing.T) {
 	// The limits themselves are accepted.
 	c := newClients(set, protocols(t)[0])
 	twenty := tooMany[:20]
-	res, err := c.orders.CreateOrder(t.Context(), bearer(&ordersv1.CreateOrderRequest{
+	res, err := c.orders.CreateOrder(bearer(t.Context(), alice), &ordersv1.CreateOrderRequest{
 		IdempotencyKey: strings.Repeat("k", 64),
 		Lines:          append(slices.Clone(twenty[:19]), line("p-0024", 99)),
-	}, alice))
+	})
 	wantCode(t, err, 0)
-	if n := len(res.Msg.GetOrder().GetLines()); n != 20 {
+	if n := len(res.GetOrder().GetLines()); n != 20 {
 		t.Errorf("order has %d lines, want 20", n)
 	}
 }
@@ -312,9 +312,9 @@ func TestCreateOrder(t *testing.T) {
 			bob := idp.token(t, "bob", set.Orders.Audience())
 			create := func(token, key string, lines ...*ordersv1.CreateOrderLine) *ordersv1.Order {
 				t.Helper()
-				res, err := c.orders.CreateOrder(t.Context(), bearer(&ordersv1.CreateOrderRequest{IdempotencyKey: key, Lines: lines}, token))
+				res, err := c.orders.CreateOrder(bearer(t.Context(), token), &ordersv1.CreateOrderRequest{IdempotencyKey: key, Lines: lines})
 				wantCode(t, err, 0)
-				return res.Msg.GetOrder()
+				return res.GetOrder()
 			}
 
 			first := create(alice, "checkout-7f2a",
@@ -372,15 +372,15 @@ func TestCreateOrderConcurrentRetries(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range retries {
 		wg.Go(func() {
-			res, err := c.orders.CreateOrder(t.Context(), bearer(&ordersv1.CreateOrderRequest{
+			res, err := c.orders.CreateOrder(bearer(t.Context(), alice), &ordersv1.CreateOrderRequest{
 				IdempotencyKey: "double-click",
 				Lines:          []*ordersv1.CreateOrderLine{{ProductId: "p-0019", Quantity: 1}},
-			}, alice))
+			})
 			if err != nil {
 				t.Errorf("CreateOrder: %v", err)
 				return
 			}
-			ids[i] = res.Msg.GetOrder().GetOrderId()
+			ids[i] = res.GetOrder().GetOrderId()
 		})
 	}
 	wg.Wait()

@@ -2,11 +2,10 @@ package backends
 
 import (
 	"encoding/base64"
-	"errors"
 	"strconv"
 	"strings"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 )
 
 // pageToken is the decoded form of an opaque page token: which listing it
@@ -30,7 +29,7 @@ func decodePageToken(token, kind, filter string) (pageToken, bool, error) {
 	if token == "" {
 		return pageToken{}, false, nil
 	}
-	invalid := connect.NewError(connect.CodeInvalidArgument, errors.New("invalid page_token"))
+	invalid := connect.NewError(connect.CodeInvalidArgument, "invalid page_token")
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil {
 		return pageToken{}, false, invalid
@@ -40,7 +39,7 @@ func decodePageToken(token, kind, filter string) (pageToken, bool, error) {
 		return pageToken{}, false, invalid
 	}
 	if parts[1] != filter {
-		return pageToken{}, false, connect.NewError(connect.CodeInvalidArgument, errors.New("page_token was issued for a different query"))
+		return pageToken{}, false, connect.NewError(connect.CodeInvalidArgument, "page_token was issued for a different query")
 	}
 	offset, err := strconv.Atoi(parts[2])
 	if err != nil || offset < 0 {
@@ -56,7 +55,7 @@ func pageSize(requested int32, defaultSize, maxSize int) (int, error) {
 		return defaultSize, nil
 	case requested < 0 || int(requested) > maxSize:
 		return 0, connect.NewError(connect.CodeInvalidArgument,
-			errors.New("page_size must be between 0 and "+strconv.Itoa(maxSize)))
+			"page_size must be between 0 and "+strconv.Itoa(maxSize))
 	default:
 		return int(requested), nil
 	}

@@ -2,12 +2,10 @@ package backends
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"sync"
 	"unicode/utf8"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	profilesv1 "github.com/custodian-bff/custodian/gen/go/acme/profiles/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/profiles/v1/profilesv1connect"
 	"google.golang.org/protobuf/proto"
@@ -33,14 +31,14 @@ func newProfileService() *profileService {
 	return &profileService{profiles: seedProfiles()}
 }
 
-func (s *profileService) mount(mux *http.ServeMux, opts ...connect.HandlerOption) {
-	mux.Handle(profilesv1connect.NewProfileServiceHandler(s, opts...))
+func (s *profileService) register(srv *connect.Server) {
+	profilesv1connect.RegisterProfileServiceHandler(srv, s)
 }
 
 func (s *profileService) GetProfile(
 	ctx context.Context,
-	_ *connect.Request[profilesv1.GetProfileRequest],
-) (*connect.Response[profilesv1.GetProfileResponse], error) {
+	_ *profilesv1.GetProfileRequest,
+) (*profilesv1.GetProfileResponse, error) {
 	subject, err := requireSubject(ctx)
 	if err != nil {
 		return nil, err
@@ -51,24 +49,24 @@ func (s *profileService) GetProfile(
 	if !ok {
 		return nil, errProfileNotFound()
 	}
-	return connect.NewResponse(&profilesv1.GetProfileResponse{Profile: proto.CloneOf(p)}), nil
+	return &profilesv1.GetProfileResponse{Profile: proto.CloneOf(p)}, nil
 }
 
 func (s *profileService) UpdateProfile(
 	ctx context.Context,
-	req *connect.Request[profilesv1.UpdateProfileRequest],
-) (*connect.Response[profilesv1.UpdateProfileResponse], error) {
+	req *profilesv1.UpdateProfileRequest,
+) (*profilesv1.UpdateProfileResponse, error) {
 	subject, err := requireSubject(ctx)
 	if err != nil {
 		return nil, err
 	}
-	name := req.Msg.GetDisplayName()
+	name := req.GetDisplayName()
 	if n := utf8.RuneCountInString(name); n < 1 || n > maxDisplayNameChars {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("display_name must be 1 to 64 characters"))
+		return nil, connect.NewError(connect.CodeInvalidArgument, "display_name must be 1 to 64 characters")
 	}
-	locale := req.Msg.GetLocale()
+	locale := req.GetLocale()
 	if !validLocale(locale) {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("locale must be a language tag such as en-GB"))
+		return nil, connect.NewError(connect.CodeInvalidArgument, "locale must be a language tag such as en-GB")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,12 +78,12 @@ func (s *profileService) UpdateProfile(
 	if locale != "" {
 		p.Locale = locale
 	}
-	p.MarketingOptIn = req.Msg.GetMarketingOptIn()
-	return connect.NewResponse(&profilesv1.UpdateProfileResponse{Profile: proto.CloneOf(p)}), nil
+	p.MarketingOptIn = req.GetMarketingOptIn()
+	return &profilesv1.UpdateProfileResponse{Profile: proto.CloneOf(p)}, nil
 }
 
 func errProfileNotFound() error {
-	return connect.NewError(connect.CodeNotFound, errors.New("no profile for this subject"))
+	return connect.NewError(connect.CodeNotFound, "no profile for this subject")
 }
 
 // validLocale accepts the empty locale (keep the current one) and anything

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	profilesv1 "github.com/custodian-bff/custodian/gen/go/acme/profiles/v1"
 )
 
@@ -28,12 +28,12 @@ func TestGetProfile(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(p.name+"/"+tc.subject, func(t *testing.T) {
 				t.Parallel()
-				res, err := c.profiles.GetProfile(t.Context(), bearer(&profilesv1.GetProfileRequest{}, idp.token(t, tc.subject, set.Profiles.Audience())))
+				res, err := c.profiles.GetProfile(bearer(t.Context(), idp.token(t, tc.subject, set.Profiles.Audience())), &profilesv1.GetProfileRequest{})
 				wantCode(t, err, tc.want)
 				if err != nil {
 					return
 				}
-				got := res.Msg.GetProfile()
+				got := res.GetProfile()
 				if got.GetSubject() != tc.subject || got.GetDisplayName() != tc.displayName ||
 					got.GetEmail() != tc.email || got.GetLocale() != tc.locale {
 					t.Errorf("got %v, want %s/%s/%s/%s", got, tc.subject, tc.displayName, tc.email, tc.locale)
@@ -112,23 +112,23 @@ func TestUpdateProfile(t *testing.T) {
 					other = "alice"
 				}
 				otherToken := idp.token(t, other, set.Profiles.Audience())
-				otherBefore, err := c.profiles.GetProfile(t.Context(), bearer(&profilesv1.GetProfileRequest{}, otherToken))
+				otherBefore, err := c.profiles.GetProfile(bearer(t.Context(), otherToken), &profilesv1.GetProfileRequest{})
 				wantCode(t, err, 0)
 
-				res, err := c.profiles.UpdateProfile(t.Context(), bearer(tc.req, token))
+				res, err := c.profiles.UpdateProfile(bearer(t.Context(), token), tc.req)
 				wantCode(t, err, tc.want)
 				if err != nil {
 					if tc.subject == "carol" {
 						return
 					}
-					got, err := c.profiles.GetProfile(t.Context(), bearer(&profilesv1.GetProfileRequest{}, token))
+					got, err := c.profiles.GetProfile(bearer(t.Context(), token), &profilesv1.GetProfileRequest{})
 					wantCode(t, err, 0)
-					if got.Msg.GetProfile().GetDisplayName() == tc.req.GetDisplayName() {
-						t.Errorf("rejected update was stored: %v", got.Msg.GetProfile())
+					if got.GetProfile().GetDisplayName() == tc.req.GetDisplayName() {
+						t.Errorf("rejected update was stored: %v", got.GetProfile())
 					}
 					return
 				}
-				for _, got := range []*profilesv1.Profile{res.Msg.GetProfile(), getProfile(t, c, token)} {
+				for _, got := range []*profilesv1.Profile{res.GetProfile(), getProfile(t, c, token)} {
 					if got.GetDisplayName() != tc.wantName || got.GetLocale() != tc.wantLocale || got.GetMarketingOptIn() != tc.wantOptedIn {
 						t.Errorf("got %q/%q/%v, want %q/%q/%v", got.GetDisplayName(), got.GetLocale(), got.GetMarketingOptIn(),
 							tc.wantName, tc.wantLocale, tc.wantOptedIn)
@@ -137,7 +137,7 @@ func TestUpdateProfile(t *testing.T) {
 						t.Errorf("update changed the wrong profile or lost fields: %v", got)
 					}
 				}
-				if after := getProfile(t, c, otherToken); after.GetDisplayName() != otherBefore.Msg.GetProfile().GetDisplayName() {
+				if after := getProfile(t, c, otherToken); after.GetDisplayName() != otherBefore.GetProfile().GetDisplayName() {
 					t.Errorf("%s's profile changed to %v", other, after)
 				}
 			})
@@ -147,9 +147,9 @@ func TestUpdateProfile(t *testing.T) {
 
 func getProfile(t *testing.T, c clients, token string) *profilesv1.Profile {
 	t.Helper()
-	res, err := c.profiles.GetProfile(t.Context(), bearer(&profilesv1.GetProfileRequest{}, token))
+	res, err := c.profiles.GetProfile(bearer(t.Context(), token), &profilesv1.GetProfileRequest{})
 	if err != nil {
 		t.Fatalf("GetProfile: %v", err)
 	}
-	return res.Msg.GetProfile()
+	return res.GetProfile()
 }

@@ -8,51 +8,47 @@ package tracecontext
 import (
 	"context"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
 var propagator = propagation.TraceContext{}
 
-// Server returns the handler interceptor: it reads traceparent and
+// Server returns the server interceptor: it reads traceparent and
 // tracestate from the request and starts a server span named after the
 // procedure, so backend calls get a span id of the gateway's own.
-func Server(tp trace.TracerProvider) connect.Interceptor {
-	return &server{tracer: tp.Tracer("github.com/custodian-bff/custodian")}
-}
-
-type server struct {
-	tracer trace.Tracer
-}
-
-func (s *server) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if req.Spec().IsClient {
-			return next(ctx, req)
+func Server(tp trace.TracerProvider) connect.ServerInterceptor {
+	tracer := tp.Tracer("github.com/custodian-bff/custodian")
+	return func(next connect.ServerFunc) connect.ServerFunc {
+		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
+			if info, ok := connect.CallInfoForServerContext(ctx); ok {
+				ctx = propagator.Extract(ctx, headerCarrier{info.RequestHeader()})
+			}
+			ctx, span := tracer.Start(ctx, spec.Procedure, trace.WithSpanKind(trace.SpanKindServer))
+			defer span.End()
+			return next(ctx, spec, stream)
 		}
-		ctx = propagator.Extract(ctx, propagation.HeaderCarrier(req.Header()))
-		ctx, span := s.tracer.Start(ctx, req.Spec().Procedure, trace.WithSpanKind(trace.SpanKindServer))
-		defer span.End()
-		return next(ctx, req)
 	}
 }
 
-func (s *server) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
+// Inject writes the trace context of ctx into a backend call's request
+// header; it writes nothing when ctx has none.
+func Inject(ctx context.Context, header *connect.Header) {
+	propagator.Inject(ctx, headerCarrier{header})
 }
 
-func (s *server) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx = propagator.Extract(ctx, propagation.HeaderCarrier(conn.RequestHeader()))
-		ctx, span := s.tracer.Start(ctx, conn.Spec().Procedure, trace.WithSpanKind(trace.SpanKindServer))
-		defer span.End()
-		return next(ctx, conn)
+// headerCarrier adapts a *connect.Header to propagation.TextMapCarrier.
+type headerCarrier struct{ h *connect.Header }
+
+func (c headerCarrier) Get(key string) string { return c.h.Get(key) }
+
+func (c headerCarrier) Set(key, value string) { c.h.Set(key, value) }
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, c.h.Len())
+	for k := range c.h.All() {
+		keys = append(keys, k)
 	}
-}
-
-// Inject writes the trace context of ctx into a backend call's headers; it
-// writes nothing when ctx has none.
-func Inject(ctx context.Context, header map[string][]string) {
-	propagator.Inject(ctx, propagation.HeaderCarrier(header))
+	return keys
 }

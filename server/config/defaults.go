@@ -4,25 +4,16 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/custodian-bff/custodian/server"
+	"github.com/custodian-bff/custodian/server/session"
 )
 
 // Defaults for fields left empty or zero.
 const (
 	defaultListen                 = "127.0.0.1:8080"
-	defaultReadHeaderTimeout      = 5 * time.Second
-	defaultReadTimeout            = 30 * time.Second
-	defaultIdleTimeout            = 120 * time.Second
-	defaultMaxHeaderBytes         = 16 << 10
-	defaultMaxBodyBytes           = 1 << 20
-	defaultMaxConcurrentStreams   = 100
-	defaultShutdownTimeout        = 20 * time.Second
 	defaultPostLogoutRedirectPath = "/"
 	defaultAppRedirectPath        = "/login/callback"
-	defaultCookieName             = "__Host-custodian"
-	defaultSessionIdleTimeout     = 30 * time.Minute
-	defaultSessionAbsoluteTimeout = 12 * time.Hour
-	defaultMaxSessions            = 100000
-	defaultRefreshSkew            = 60 * time.Second
 	defaultCORSMaxAge             = 2 * time.Hour
 	defaultBackendTimeout         = 2 * time.Second
 )
@@ -48,14 +39,15 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Listen, defaultListen)
 	c.PublicURL = trimOriginSlash(c.PublicURL)
 
-	s := &c.Server
-	setDefault(&s.ReadHeaderTimeout, defaultReadHeaderTimeout)
-	setDefault(&s.ReadTimeout, defaultReadTimeout)
-	setDefault(&s.IdleTimeout, defaultIdleTimeout)
-	setDefault(&s.MaxHeaderBytes, defaultMaxHeaderBytes)
-	setDefault(&s.MaxBodyBytes, defaultMaxBodyBytes)
-	setDefault(&s.MaxConcurrentStreams, defaultMaxConcurrentStreams)
-	setDefault(&s.ShutdownTimeout, defaultShutdownTimeout)
+	// The listener's own defaults, so that each is defined once.
+	s, limits := &c.Server, server.DefaultLimits()
+	setDefault(&s.ReadHeaderTimeout, limits.ReadHeaderTimeout)
+	setDefault(&s.ReadTimeout, limits.ReadTimeout)
+	setDefault(&s.IdleTimeout, limits.IdleTimeout)
+	setDefault(&s.MaxHeaderBytes, limits.MaxHeaderBytes)
+	setDefault(&s.MaxBodyBytes, limits.MaxBodyBytes)
+	setDefault(&s.MaxConcurrentStreams, limits.MaxConcurrentStreams)
+	setDefault(&s.ShutdownTimeout, limits.ShutdownTimeout)
 
 	o := &c.OIDC
 	if len(o.Scopes) == 0 {
@@ -65,13 +57,13 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&o.AppRedirectPath, defaultAppRedirectPath)
 
 	ss := &c.Session
-	setDefault(&ss.CookieName, defaultCookieName)
+	setDefault(&ss.CookieName, session.DefaultCookieName)
 	setDefault(&ss.SameSite, SameSiteStrict)
-	setDefault(&ss.IdleTimeout, defaultSessionIdleTimeout)
-	setDefault(&ss.AbsoluteTimeout, defaultSessionAbsoluteTimeout)
+	setDefault(&ss.IdleTimeout, session.DefaultIdleTimeout)
+	setDefault(&ss.AbsoluteTimeout, session.DefaultAbsoluteTimeout)
 	setDefault(&ss.Store, StoreMemory)
-	setDefault(&ss.MaxSessions, defaultMaxSessions)
-	setDefault(&ss.RefreshSkew, defaultRefreshSkew)
+	setDefault(&ss.MaxSessions, session.DefaultMaxSessions)
+	setDefault(&ss.RefreshSkew, session.DefaultRefreshSkew)
 
 	for i, o := range c.CORS.AllowedOrigins {
 		c.CORS.AllowedOrigins[i] = trimOriginSlash(o)

@@ -13,8 +13,6 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-
-	"github.com/custodian-bff/custodian/internal/requestid"
 )
 
 const (
@@ -33,7 +31,7 @@ func (f *Flow) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	raw := r.PostFormValue("logout_token")
 	sub, sid, err := f.verifyLogoutToken(ctx, raw)
 	if err != nil {
-		f.logger.WarnContext(ctx, "back-channel logout refused", "request_id", requestid.FromContext(ctx), "error", err)
+		f.logger.WarnContext(ctx, "back-channel logout refused", "error", err)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
 		_, _ = w.Write([]byte(`{"error":"invalid_request"}`))
@@ -41,11 +39,11 @@ func (f *Flow) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := f.sessions.EndMatching(ctx, sub, sid)
 	if err != nil {
-		f.logger.ErrorContext(ctx, "back-channel logout failed", "request_id", requestid.FromContext(ctx), "error", err)
+		f.logger.ErrorContext(ctx, "back-channel logout failed", "error", err)
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
-	f.logger.InfoContext(ctx, "back-channel logout", "request_id", requestid.FromContext(ctx), "subject", sub, "sid", sid, "sessions", n)
+	f.logger.InfoContext(ctx, "back-channel logout", "subject", sub, "sid", sid, "sessions", n)
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/custodian-bff/custodian/server/keyring"
-	"github.com/custodian-bff/custodian/internal/requestid"
 	"github.com/custodian-bff/custodian/server/security"
 	"github.com/custodian-bff/custodian/server/session"
 )
@@ -190,7 +189,7 @@ func (f *Flow) finish(ctx context.Context, st loginState, code string) (*http.Co
 	if err != nil {
 		return nil, nil, err
 	}
-	f.logger.InfoContext(ctx, "signed in", "request_id", requestid.FromContext(ctx), "subject", user.Subject)
+	f.logger.InfoContext(ctx, "signed in", "subject", user.Subject)
 	return cookie, s, nil
 }
 
@@ -205,7 +204,7 @@ func (f *Flow) endPrevious(ctx context.Context, st loginState, header http.Heade
 func (f *Flow) serveLogin(w http.ResponseWriter, r *http.Request) {
 	authURL, cookie, err := f.start(r.Context(), r.Header, CallbackPath, r.URL.Query().Get("return_to"))
 	if err != nil {
-		f.logger.ErrorContext(r.Context(), "login could not start", "request_id", requestid.FromContext(r.Context()), "error", err)
+		f.logger.ErrorContext(r.Context(), "login could not start", "error", err)
 		f.page(w, r, http.StatusBadGateway, pageProviderDown, "")
 		return
 	}
@@ -219,20 +218,20 @@ func (f *Flow) serveCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	st, err := openState(f.keys, r.Header, q.Get("state"), f.now())
 	if err != nil {
-		f.logger.InfoContext(ctx, "callback without a valid login attempt", "request_id", requestid.FromContext(ctx))
+		f.logger.InfoContext(ctx, "callback without a valid login attempt")
 		f.page(w, r, http.StatusBadRequest, pageBadAttempt, "")
 		return
 	}
 	// The attempt is spent whatever happens next.
 	http.SetCookie(w, clearState(st.State))
 	if e := q.Get("error"); e != "" {
-		f.logger.InfoContext(ctx, "provider returned an error", "request_id", requestid.FromContext(ctx), "error", e)
+		f.logger.InfoContext(ctx, "provider returned an error", "error", e)
 		f.page(w, r, http.StatusForbidden, pageProviderRefused, providerError(e))
 		return
 	}
 	cookie, _, err := f.finish(ctx, st, q.Get("code"))
 	if err != nil {
-		f.logger.WarnContext(ctx, "sign-in failed", "request_id", requestid.FromContext(ctx), "error", err)
+		f.logger.WarnContext(ctx, "sign-in failed", "error", err)
 		if errors.Is(err, errLoginRefused) {
 			f.page(w, r, http.StatusForbidden, pageLoginFailed, "")
 		} else {

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/custodian-bff/custodian/internal/requestid"
 	"github.com/custodian-bff/custodian/server/security"
 	"github.com/custodian-bff/custodian/server/session"
 )
@@ -21,23 +20,22 @@ const CSRFHeader = security.CSRFHeader
 // where the browser goes next: the provider's end-session endpoint, or the
 // post-logout page when the provider has none.
 func (f *Flow) logout(ctx context.Context, s *session.Session) string {
-	log := f.logger.With("request_id", requestid.FromContext(ctx))
 	tokens := s.Tokens()
 	if err := f.sessions.End(ctx, s, session.ReasonSignedOut); err != nil {
-		log.ErrorContext(ctx, "ending the session failed", "error", err)
+		f.logger.ErrorContext(ctx, "ending the session failed", "error", err)
 	}
 	after := f.cfg.PublicURL + f.cfg.PostLogoutRedirectPath
 	d, err := f.provider.discover(ctx)
 	if err != nil {
-		log.WarnContext(ctx, "provider unavailable at logout: refresh token not revoked", "error", err)
+		f.logger.WarnContext(ctx, "provider unavailable at logout: refresh token not revoked", "error", err)
 		return after
 	}
 	revokeCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := f.provider.revoke(revokeCtx, d, tokens.RefreshToken); err != nil {
-		log.WarnContext(ctx, "refresh token revocation failed", "error", err)
+		f.logger.WarnContext(ctx, "refresh token revocation failed", "error", err)
 	}
-	log.InfoContext(ctx, "signed out", "subject", s.User.Subject)
+	f.logger.InfoContext(ctx, "signed out", "subject", s.User.Subject)
 	if d.endSessionURL == "" {
 		return after
 	}

@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/custodian-bff/custodian/internal/requestid"
 )
 
 // isLoginPath reports whether path is a login route. Starting and finishing
@@ -100,7 +98,8 @@ func New(cfg Config, cookieName string, trusted []netip.Prefix, opts ...Option) 
 // stores the client address in the context of those it lets through (see
 // [FromContext]). Health checks (/healthz, /readyz, grpc.health.v1.Health)
 // are never limited: load balancers must not be refused. Put it inside
-// the request-id middleware, so refusals are logged with an id.
+// the request-id middleware, and log through requestid.LogHandler, so
+// refusals are logged with an id.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := FromContext(r.Context())
@@ -115,7 +114,6 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		}
 		if ok, retryAfter, bucket := l.allow(r, ip); !ok {
 			l.logger.LogAttrs(r.Context(), slog.LevelDebug, "request refused by rate limit",
-				slog.String("request_id", requestid.FromContext(r.Context())),
 				slog.String("client_ip", ip.String()),
 				slog.String("path", path),
 				slog.String("limit", bucket),

@@ -214,7 +214,7 @@ func TestRefusalLogged(t *testing.T) {
 		mu   sync.Mutex
 		logs bytes.Buffer
 	)
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(requestid.LogHandler(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	l := ratelimit.New(ratelimit.Config{PerSession: ratelimit.Limit{Rate: 1, Burst: 1}}, testCookie, nil,
 		ratelimit.WithClock(newFakeClock().Now), ratelimit.WithLogger(logger))
 	h := requestid.Middleware(l.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))

@@ -11,8 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"connectrpc.com/connect"
-	"connectrpc.com/grpcreflect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/grpcreflect/v2"
 
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
@@ -26,8 +27,8 @@ type products struct {
 	storefrontv1connect.UnimplementedProductServiceHandler
 }
 
-func (products) ListProducts(context.Context, *connect.Request[storefrontv1.ListProductsRequest]) (*connect.Response[storefrontv1.ListProductsResponse], error) {
-	return connect.NewResponse(&storefrontv1.ListProductsResponse{}), nil
+func (products) ListProducts(context.Context, *storefrontv1.ListProductsRequest) (*storefrontv1.ListProductsResponse, error) {
+	return &storefrontv1.ListProductsResponse{}, nil
 }
 
 // startLimited serves a real server.New with the ProductService fake and a
@@ -39,9 +40,9 @@ func startLimited(t *testing.T) *httptest.Server {
 		ratelimit.WithClock(newFakeClock().Now))
 	srv, err := server.New(
 		server.WithMiddleware(l.Middleware),
-		server.WithService(func(o ...connect.HandlerOption) (string, http.Handler) {
-			return storefrontv1connect.NewProductServiceHandler(products{}, o...)
-		}),
+		server.WithService(server.Service{Register: func(s *connect.Server) {
+			storefrontv1connect.RegisterProductServiceHandler(s, products{})
+		}}),
 		server.WithHandler("/auth/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "ok")
 		})),
@@ -81,13 +82,13 @@ func TestRefusalWithGeneratedClients(t *testing.T) {
 	tests := []struct {
 		name string
 		h2c  bool
-		opts []connect.ClientOption
+		opts []connecthttp.Option
 	}{
-		{name: "connect json", opts: []connect.ClientOption{connect.WithProtoJSON()}},
+		{name: "connect json", opts: []connecthttp.Option{connecthttp.WithProtoJSON()}},
 		{name: "connect binary"},
-		{name: "connect GET", opts: []connect.ClientOption{connect.WithHTTPGet()}},
-		{name: "grpc-web", opts: []connect.ClientOption{connect.WithGRPCWeb()}},
-		{name: "grpc over h2c", h2c: true, opts: []connect.ClientOption{connect.WithGRPC()}},
+		{name: "connect GET", opts: []connecthttp.Option{connecthttp.WithHTTPGet()}},
+		{name: "grpc-web", opts: []connecthttp.Option{connecthttp.WithGRPCWeb()}},
+		{name: "grpc over h2c", h2c: true, opts: []connecthttp.Option{connecthttp.WithGRPC()}},
 		{name: "connect over h2c", h2c: true},
 	}
 	for _, tt := range tests {
@@ -98,30 +99,42 @@ func TestRefusalWithGeneratedClients(t *testing.T) {
 			if tt.h2c {
 				httpClient = h2cClient(t)
 			}
-			client := storefrontv1connect.NewProductServiceClient(httpClient, ts.URL, tt.opts...)
-			ctx := context.Background()
-			if _, err := client.ListProducts(ctx, connect.NewRequest(&storefrontv1.ListProductsRequest{})); err != nil {
+			client := storefrontv1connect.NewProductServiceClient(connect.NewClient(connecthttp.NewTransport(httpClient, ts.URL, tt.opts...)))
+			if _, err := client.ListProducts(t.Context(), &storefrontv1.ListProductsRequest{}); err != nil {
 				t.Fatalf("first call: %v", err)
 			}
-			_, err := client.ListProducts(ctx, connect.NewRequest(&storefrontv1.ListProductsRequest{}))
+			ctx, info := connect.NewClientContext(t.Context())
+			_, err := client.ListProducts(ctx, &storefrontv1.ListProductsRequest{})
 			if got := connect.CodeOf(err); got != connect.CodeResourceExhausted {
 				t.Fatalf("second call: code %v (%v), want resource_exhausted", got, err)
 			}
-			var ce *connect.Error
-			if !errors.As(err, &ce) {
+			ce, ok := errors.AsType[*connect.Error](err)
+			if !ok {
 				t.Fatalf("%T is not a *connect.Error", err)
+			}
+			if !ce.IsRemote() {
+				t.Errorf("the refusal %v is not the server's", ce)
 			}
 			if ce.Message() != "too many requests, retry later" {
 				t.Errorf("message %q", ce.Message())
 			}
-			if got := ce.Meta().Get("Retry-After"); got != "1" {
+			if got := metadata(info, "Retry-After"); got != "1" {
 				t.Errorf("Retry-After %q, want \"1\"", got)
 			}
-			if ce.Meta().Get(requestid.Header) == "" {
+			if metadata(info, requestid.Header) == "" {
 				t.Errorf("refusal has no %s", requestid.Header)
 			}
 		})
 	}
+}
+
+// metadata returns key from the response headers of a call, or from its
+// trailers (where gRPC clients put a trailers-only answer's).
+func metadata(info *connect.CallInfo, key string) string {
+	if v := info.ResponseHeader().Get(key); v != "" {
+		return v
+	}
+	return info.ResponseTrailer().Get(key)
 }
 
 // TestRefusalWithStreamingClient checks a Connect bidi stream (server
@@ -129,13 +142,13 @@ func TestRefusalWithGeneratedClients(t *testing.T) {
 func TestRefusalWithStreamingClient(t *testing.T) {
 	t.Parallel()
 	ts := startLimited(t)
-	client := grpcreflect.NewClient(h2cClient(t), ts.URL)
-	ctx := context.Background()
+	client := grpcreflect.NewClient(connect.NewClient(connecthttp.NewTransport(h2cClient(t), ts.URL)))
+	ctx := t.Context()
 	stream := client.NewStream(ctx)
 	if _, err := stream.ListServices(); err != nil {
 		t.Fatalf("first stream: %v", err)
 	}
-	_, _ = stream.Close()
+	_ = stream.Close()
 	stream = client.NewStream(ctx)
 	defer stream.Close()
 	_, err := stream.ListServices()

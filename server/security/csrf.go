@@ -5,7 +5,8 @@ import (
 	"errors"
 	"net/http"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 )
 
 // CSRFHeader is the custom header that proves a request comes from a
@@ -30,15 +31,26 @@ func NewGuard(cookieName string, origins Origins) *Guard {
 
 var errForged = errors.New("cross-site request refused")
 
+// header is what the guard reads of a request's headers: an http.Header
+// or a *connect.Header.
+type header interface {
+	Get(key string) string
+	Values(key string) []string
+}
+
 // Check returns nil when a request may act with the session it carries.
 func (g *Guard) Check(method string, header http.Header) error {
-	if !g.hasSession(header) {
+	return g.check(method, header)
+}
+
+func (g *Guard) check(method string, h header) error {
+	if !g.hasSession(h) {
 		return nil
 	}
-	if !g.origins.Allowed(header) || header.Get("Sec-Fetch-Site") == "cross-site" && header.Get("Origin") == "" {
+	if !g.origins.allows(h) || h.Get("Sec-Fetch-Site") == "cross-site" && h.Get("Origin") == "" {
 		return errForged
 	}
-	if method == http.MethodGet && header.Get(CSRFHeader) == "" && header.Get("Connect-Protocol-Version") == "" {
+	if method == http.MethodGet && h.Get(CSRFHeader) == "" && h.Get("Connect-Protocol-Version") == "" {
 		return errForged
 	}
 	return nil
@@ -49,39 +61,32 @@ func (g *Guard) OriginAllowed(header http.Header) bool {
 	return g.origins.Allowed(header)
 }
 
-func (g *Guard) hasSession(header http.Header) bool {
-	return len((&http.Request{Header: header}).CookiesNamed(g.cookieName)) > 0
+func (g *Guard) hasSession(h header) bool {
+	lines := h.Values("Cookie")
+	return len(lines) > 0 && len((&http.Request{Header: http.Header{"Cookie": lines}}).CookiesNamed(g.cookieName)) > 0
 }
 
 // Interceptor applies the guard to every RPC; a refused call gets
-// CodePermissionDenied and never reaches its handler.
-func (g *Guard) Interceptor() connect.Interceptor {
-	return &guardInterceptor{g: g}
-}
-
-type guardInterceptor struct{ g *Guard }
-
-func (i *guardInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if req.Spec().IsClient {
-			return next(ctx, req)
+// CodePermissionDenied and never reaches its handler. The HTTP method
+// comes from connecthttp (POST for other transports, which no browser
+// reaches), the headers from the call's connect.CallInfo.
+func (g *Guard) Interceptor() connect.ServerInterceptor {
+	return func(next connect.ServerFunc) connect.ServerFunc {
+		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
+			method := http.MethodPost
+			if info, ok := connecthttp.ServerInfoForContext(ctx); ok {
+				method = info.HTTPMethod()
+			}
+			// Without call info there are no headers, so no session
+			// cookie: nothing a forged request could act with.
+			var h header = http.Header(nil)
+			if info, ok := connect.CallInfoForServerContext(ctx); ok {
+				h = info.RequestHeader()
+			}
+			if err := g.check(method, h); err != nil {
+				return connect.NewError(connect.CodePermissionDenied, err.Error()).WithCause(err)
+			}
+			return next(ctx, spec, stream)
 		}
-		if err := i.g.Check(req.HTTPMethod(), req.Header()); err != nil {
-			return nil, connect.NewError(connect.CodePermissionDenied, err)
-		}
-		return next(ctx, req)
-	}
-}
-
-func (i *guardInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-func (i *guardInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		if err := i.g.Check(http.MethodPost, conn.RequestHeader()); err != nil {
-			return connect.NewError(connect.CodePermissionDenied, err)
-		}
-		return next(ctx, conn)
 	}
 }

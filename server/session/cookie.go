@@ -14,7 +14,7 @@ var idLength = base64.RawURLEncoding.EncodedLen(idBytes)
 // Cookie describes the session cookie. The gateway always sets it HttpOnly,
 // Secure, Path=/ and without Domain, which is what the __Host- prefix needs.
 type Cookie struct {
-	// Name defaults to "__Host-custodian".
+	// Name defaults to DefaultCookieName.
 	Name string
 	// SameSite defaults to http.SameSiteStrictMode; Lax is the alternative.
 	SameSite http.SameSite
@@ -22,7 +22,7 @@ type Cookie struct {
 
 func (c Cookie) withDefaults() Cookie {
 	if c.Name == "" {
-		c.Name = "__Host-custodian"
+		c.Name = DefaultCookieName
 	}
 	if c.SameSite == 0 || c.SameSite == http.SameSiteDefaultMode || c.SameSite == http.SameSiteNoneMode {
 		c.SameSite = http.SameSiteStrictMode
@@ -43,12 +43,15 @@ func (c Cookie) clear() *http.Cookie {
 	return ck
 }
 
-// idFrom returns the first well-formed session id among the request's
-// cookies named c.Name, or "".
-func (c Cookie) idFrom(header http.Header) string {
+// idFrom returns the first well-formed session id among the cookies named
+// c.Name on the request's Cookie lines, or "".
+func (c Cookie) idFrom(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
 	// http.Request's parser is lenient: a malformed cookie of another
 	// application on the same site does not hide ours.
-	for _, ck := range (&http.Request{Header: header}).CookiesNamed(c.Name) {
+	for _, ck := range (&http.Request{Header: http.Header{"Cookie": lines}}).CookiesNamed(c.Name) {
 		if wellFormedID(ck.Value) {
 			return ck.Value
 		}

@@ -64,3 +64,10 @@ func reasonText(reason Reason) string {
 func errUnavailable() error {
 	return connect.NewError(connect.CodeUnavailable, "sessions are unavailable, try again")
 }
+
+// errProviderUnavailable is what callers see when the identity provider
+// cannot renew or exchange a token: the session is kept. cause, if any,
+// stays on this side of the wire.
+func errProviderUnavailable(cause error) error {
+	return connect.NewError(connect.CodeUnavailable, "the identity provider is unavailable, try again").WithCause(cause)
+}

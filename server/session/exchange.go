@@ -5,9 +5,7 @@ import (
 	"errors"
 	"maps"
 
-	"connectrpc.com/connect"
-
-	"github.com/custodian-bff/custodian/internal/requestid"
+	"connectrpc.com/connect/v2"
 )
 
 // Exchanger obtains, by RFC 8693 token exchange, a token for another
@@ -18,8 +16,6 @@ type Exchanger interface {
 	// ErrRefreshRejected means the provider refused the subject token.
 	Exchange(ctx context.Context, subjectToken, audience string) (Tokens, error)
 }
-
-var errExchangeUnavailable = errors.New("token exchange is not configured")
 
 // ExchangedToken returns a token of s for audience, exchanged from its
 // access token and kept per session and audience until it nears expiry.
@@ -44,7 +40,7 @@ func (m *Manager) RenewExchangedToken(ctx context.Context, s *Session, audience,
 
 func (m *Manager) exchange(ctx context.Context, s *Session, audience, rejected string) (string, error) {
 	if m.exchanger == nil {
-		return "", connect.NewError(connect.CodeUnimplemented, errExchangeUnavailable)
+		return "", connect.NewError(connect.CodeUnimplemented, "token exchange is not configured")
 	}
 	flightKey := "exchange\x00" + s.key + "\x00" + audience
 	t, err := m.share(ctx, flightKey, rejected, func(ctx context.Context) (Tokens, error) {
@@ -84,12 +80,12 @@ func (m *Manager) exchangeStored(ctx context.Context, s *Session, audience strin
 	switch {
 	case errors.Is(err, ErrRefreshRejected):
 		m.logger.InfoContext(ctx, "provider refused the token exchange: ending the session",
-			"request_id", requestid.FromContext(ctx), "audience", audience, "error", err)
+			"audience", audience, "error", err)
 		_ = m.end(ctx, s.key, ReasonTokenRejected)
 		return Tokens{}, Unauthenticated(ReasonTokenRejected, m.loginURL)
 	case err != nil:
-		m.logger.WarnContext(ctx, "token exchange failed", "request_id", requestid.FromContext(ctx), "audience", audience, "error", err)
-		return Tokens{}, connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
+		m.logger.WarnContext(ctx, "token exchange failed", "audience", audience, "error", err)
+		return Tokens{}, errProviderUnavailable(err)
 	}
 	// Ended while we exchanged (a logout won the race): do not keep the
 	// token for the ended session.
@@ -108,7 +104,7 @@ func (m *Manager) live(ctx context.Context, key string) error {
 	case errors.Is(err, ErrNotFound):
 		return Unauthenticated(ReasonNoSession, m.loginURL)
 	case err != nil:
-		m.logger.ErrorContext(ctx, "session store failed", "request_id", requestid.FromContext(ctx), "error", err)
+		m.logger.ErrorContext(ctx, "session store failed", "error", err)
 		return errUnavailable()
 	case rec.Ended != 0:
 		return Unauthenticated(rec.Ended, m.loginURL)

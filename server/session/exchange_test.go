@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 
-	"github.com/custodian-bff/custodian/clients"
 	"github.com/custodian-bff/custodian/server/session"
 )
 
@@ -273,7 +272,7 @@ func TestExchangeFailures(t *testing.T) {
 			_, h, _ := e.create(t, alice, "sid-1", e.tokens(time.Hour))
 			s := e.load(t, h)
 			tok, err := e.m.ExchangedToken(t.Context(), s, aud)
-			if tok != "" || connect.CodeOf(err) != c.wantCode || session.ReasonOf(err) != c.wantReason {
+			if tok != "" || browserCode(err) != c.wantCode || session.ReasonOf(err) != c.wantReason {
 				t.Fatalf("ExchangedToken = %q, %v (reason %v); want %v, %v", tok, err, session.ReasonOf(err), c.wantCode, c.wantReason)
 			}
 			fail = false
@@ -343,7 +342,7 @@ func TestEndDropsExchangedTokens(t *testing.T) {
 
 			// The next request with the cookie learns why.
 			e.wantEnded(t, h, c.reason)
-			ut, _ := clients.UserTokensFromContext(e.m.Attach(t.Context(), h))
+			ut := e.m.UserTokens(e.m.Attach(t.Context(), h))
 			_, err := ut.ExchangedToken(t.Context(), aud)
 			wantRefused(t, err, c.reason)
 			// So does a request that still holds the session: the kept
@@ -627,7 +626,7 @@ func TestRejectEndsSession(t *testing.T) {
 			return err
 		}},
 		{"a backend call of a new request", func(t *testing.T, e *env, _ *session.Session, h http.Header) error {
-			ut, _ := clients.UserTokensFromContext(e.m.Attach(t.Context(), h))
+			ut := e.m.UserTokens(e.m.Attach(t.Context(), h))
 			_, err := ut.AccessToken(t.Context())
 			return err
 		}},

@@ -9,7 +9,9 @@ var StoreKey = storeKey
 func (s *Session) Key() string { return s.key }
 
 // IDFrom exposes the cookie parser of a Cookie (with its defaults applied).
-func IDFrom(c Cookie, header http.Header) string { return c.withDefaults().idFrom(header) }
+func IDFrom(c Cookie, header http.Header) string {
+	return c.withDefaults().idFrom(header.Values("Cookie"))
+}
 
 // OpenPayload opens and decodes a record's sealed payload, as load does.
 func (m *Manager) OpenPayload(key string, sealed []byte) error {

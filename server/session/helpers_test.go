@@ -3,14 +3,17 @@ package session_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connectproto"
 
+	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 	"github.com/custodian-bff/custodian/server/keyring"
 	"github.com/custodian-bff/custodian/server/session"
 	"github.com/custodian-bff/custodian/server/session/sessiontest"
@@ -176,18 +179,73 @@ func (e *env) load(t testing.TB, h http.Header) *session.Session {
 	return s
 }
 
-// wantRefused fails unless err is CodeUnauthenticated with reason.
+// wantRefused fails unless err is the session verdict for reason, whose
+// browser form is CodeUnauthenticated with a SessionError detail of reason.
 func wantRefused(t testing.TB, err error, reason session.Reason) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("no error, want %v", reason)
 	}
-	if code := connect.CodeOf(err); code != connect.CodeUnauthenticated {
-		t.Errorf("code %v (%v), want unauthenticated", code, err)
+	se, ok := errors.AsType[*session.Error](err)
+	if !ok {
+		t.Fatalf("%T (%v) is not a *session.Error, want %v", err, err, reason)
 	}
-	if got := session.ReasonOf(err); got != reason {
-		t.Errorf("reason %v (%v), want %v", got, err, reason)
+	if se.Reason != reason || session.ReasonOf(err) != reason {
+		t.Errorf("reason %v (%v), want %v", se.Reason, err, reason)
 	}
+	ce := se.ConnectError()
+	if code := ce.Code(); code != connect.CodeUnauthenticated {
+		t.Errorf("code %v (%v), want unauthenticated", code, ce)
+	}
+	if got := detailOf(t, ce); got.GetReason() != reason || got.GetLoginUrl() != se.LoginURL {
+		t.Errorf("SessionError detail %v, want reason %v and login url %q", got, reason, se.LoginURL)
+	}
+}
+
+// browserCode returns the code a browser gets for err: that of its
+// session verdict's browser form, or of the connect error it carries.
+func browserCode(err error) connect.Code {
+	if se, ok := errors.AsType[*session.Error](err); ok {
+		return se.ConnectError().Code()
+	}
+	return connect.CodeOf(err)
+}
+
+// loginURLOf returns the login URL the browser is told of, from the
+// SessionError detail of err's browser form, or "".
+func loginURLOf(err error) string {
+	se, ok := errors.AsType[*session.Error](err)
+	if !ok {
+		return ""
+	}
+	for _, d := range se.ConnectError().Details() {
+		if v, err := connectproto.UnmarshalErrorDetail(d); err == nil {
+			if detail, ok := v.(*custodianv1.SessionError); ok {
+				return detail.GetLoginUrl()
+			}
+		}
+	}
+	return ""
+}
+
+// detailOf returns the SessionError detail of ce, failing without exactly
+// one.
+func detailOf(t testing.TB, ce *connect.Error) *custodianv1.SessionError {
+	t.Helper()
+	var found []*custodianv1.SessionError
+	for _, d := range ce.Details() {
+		v, err := connectproto.UnmarshalErrorDetail(d)
+		if err != nil {
+			t.Fatalf("detail %v: %v", d, err)
+		}
+		if detail, ok := v.(*custodianv1.SessionError); ok {
+			found = append(found, detail)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d SessionError details in %v, want 1", len(found), ce)
+	}
+	return found[0]
 }
 
 // wantEnded fails unless loading h is refused with reason.

@@ -4,91 +4,106 @@ import (
 	"context"
 	"net/http"
 
-	"connectrpc.com/connect"
-
-	"github.com/custodian-bff/custodian/clients"
+	"connectrpc.com/connect/v2"
 )
 
 // Interceptor returns the interceptor that loads the caller's session from
-// its cookie for every RPC. It never refuses a call itself: handlers that
-// need a session call Require, anonymous ones ignore it. With a session, the
-// context also carries the user's tokens for backend clients.
-func (m *Manager) Interceptor() connect.Interceptor {
-	return &interceptor{m: m}
-}
-
-type interceptor struct {
-	m *Manager
-}
-
-func (i *interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if req.Spec().IsClient {
-			return next(ctx, req)
+// the cookie of every RPC's request headers. It never refuses a call
+// itself: handlers that need a session call Require, anonymous ones ignore
+// it, and backend clients reach the user's tokens through UserTokens.
+func (m *Manager) Interceptor() connect.ServerInterceptor {
+	return func(next connect.ServerFunc) connect.ServerFunc {
+		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
+			// Without call info (a ServerFunc run outside Server.Call)
+			// there are no headers, so no cookie: the call is anonymous.
+			var cookies []string
+			if info, ok := connect.CallInfoForServerContext(ctx); ok {
+				cookies = info.RequestHeader().Values("Cookie")
+			}
+			return next(m.attach(ctx, cookies), spec, stream)
 		}
-		return next(i.m.Attach(ctx, req.Header()), req)
-	}
-}
-
-func (i *interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return next(i.m.Attach(ctx, conn.RequestHeader()), conn)
 	}
 }
 
 // Attach returns ctx carrying the session named by header's cookie, or the
-// reason there is none, for FromContext and Require.
+// reason there is none, for FromContext, Require and UserTokens. It is the
+// interceptor's work, for plain HTTP handlers.
 func (m *Manager) Attach(ctx context.Context, header http.Header) context.Context {
-	s, err := m.FromHeader(ctx, header)
-	if err != nil {
-		// Backend calls that need the user's token fail with the same
-		// reason, even from a handler that did not call Require first.
-		return clients.WithUserTokens(withState(ctx, state{err: err}), noUser{err: err})
+	return m.attach(ctx, header.Values("Cookie"))
+}
+
+func (m *Manager) attach(ctx context.Context, cookies []string) context.Context {
+	s, err := m.fromCookies(ctx, cookies)
+	return withState(ctx, &state{m: m, session: s, err: err})
+}
+
+// UserTokens returns the user's tokens for backend clients: those of the
+// session the interceptor (or Attach) put in ctx. Without one, every call
+// fails with what Require gives: an [*Error] saying why, or
+// CodeUnavailable when the store could not answer. It allocates nothing.
+func (m *Manager) UserTokens(ctx context.Context) UserTokens {
+	if st := stateFrom(ctx); st != nil {
+		return UserTokens{st: st}
 	}
-	ctx = withState(ctx, state{session: s})
-	return clients.WithUserTokens(ctx, userTokens{m: m, s: s})
+	return UserTokens{st: &m.anonymous}
 }
 
-// noUser answers for a caller without a session: every token request fails
-// with the reason there is none.
-type noUser struct{ err error }
-
-func (n noUser) AccessToken(context.Context) (string, error)            { return "", n.err }
-func (n noUser) ExchangedToken(context.Context, string) (string, error) { return "", n.err }
-func (n noUser) RenewAccessToken(context.Context, string) (string, error) {
-	return "", n.err
-}
-func (n noUser) RenewExchangedToken(context.Context, string, string) (string, error) {
-	return "", n.err
-}
-func (n noUser) Reject(context.Context) error { return n.err }
-
-// userTokens gives backend clients the session's tokens.
-type userTokens struct {
-	m *Manager
-	s *Session
+// UserTokens gives backend clients the access tokens of one request's
+// session, refreshing or exchanging them as the Manager's methods of the
+// same names do. Get one from [Manager.UserTokens]; the zero value fails
+// every call with NO_SESSION.
+type UserTokens struct {
+	// One pointer, so that storing a UserTokens in an interface does not
+	// allocate.
+	st *state
 }
 
-func (u userTokens) AccessToken(ctx context.Context) (string, error) {
-	return u.m.AccessToken(ctx, u.s)
+// AccessToken returns a valid access token of the session; see
+// [Manager.AccessToken].
+func (u UserTokens) AccessToken(ctx context.Context) (string, error) {
+	s, err := u.st.require()
+	if err != nil {
+		return "", err
+	}
+	return u.st.m.AccessToken(ctx, s)
 }
 
-func (u userTokens) ExchangedToken(ctx context.Context, audience string) (string, error) {
-	return u.m.ExchangedToken(ctx, u.s, audience)
+// ExchangedToken returns a token of the session for audience; see
+// [Manager.ExchangedToken].
+func (u UserTokens) ExchangedToken(ctx context.Context, audience string) (string, error) {
+	s, err := u.st.require()
+	if err != nil {
+		return "", err
+	}
+	return u.st.m.ExchangedToken(ctx, s, audience)
 }
 
-func (u userTokens) RenewAccessToken(ctx context.Context, rejected string) (string, error) {
-	return u.m.RenewAccessToken(ctx, u.s, rejected)
+// RenewAccessToken returns an access token other than rejected; see
+// [Manager.RenewAccessToken].
+func (u UserTokens) RenewAccessToken(ctx context.Context, rejected string) (string, error) {
+	s, err := u.st.require()
+	if err != nil {
+		return "", err
+	}
+	return u.st.m.RenewAccessToken(ctx, s, rejected)
 }
 
-func (u userTokens) RenewExchangedToken(ctx context.Context, audience, rejected string) (string, error) {
-	return u.m.RenewExchangedToken(ctx, u.s, audience, rejected)
+// RenewExchangedToken returns a token for audience other than rejected; see
+// [Manager.RenewExchangedToken].
+func (u UserTokens) RenewExchangedToken(ctx context.Context, audience, rejected string) (string, error) {
+	s, err := u.st.require()
+	if err != nil {
+		return "", err
+	}
+	return u.st.m.RenewExchangedToken(ctx, s, audience, rejected)
 }
 
-func (u userTokens) Reject(ctx context.Context) error {
-	return u.m.Reject(ctx, u.s)
+// Reject ends the session because a backend kept refusing its tokens; see
+// [Manager.Reject].
+func (u UserTokens) Reject(ctx context.Context) error {
+	s, err := u.st.require()
+	if err != nil {
+		return err
+	}
+	return u.st.m.Reject(ctx, s)
 }

@@ -18,7 +18,6 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/custodian-bff/custodian/server/keyring"
-	"github.com/custodian-bff/custodian/internal/requestid"
 )
 
 // Manager creates, loads and ends sessions, and hands out their access
@@ -42,6 +41,8 @@ type Manager struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight // refreshes in progress, by store key
+
+	anonymous state // what UserTokens acts for when no session was attached
 }
 
 // Option configures a Manager.
@@ -64,19 +65,19 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithCookie sets the session cookie's name and SameSite mode. Default:
-// "__Host-custodian", SameSite=Strict.
+// DefaultCookieName, SameSite=Strict.
 func WithCookie(c Cookie) Option {
 	return optionFunc(func(m *Manager) { m.cookie = c })
 }
 
 // WithTimeouts sets the idle (sliding) and absolute session lifetimes.
-// Default: 30 minutes idle, 12 hours absolute.
+// Default: DefaultIdleTimeout and DefaultAbsoluteTimeout.
 func WithTimeouts(idle, absolute time.Duration) Option {
 	return optionFunc(func(m *Manager) { m.idle, m.absolute = idle, absolute })
 }
 
 // WithRefreshSkew refreshes access tokens this long before they expire.
-// Default: 60 seconds.
+// Default: DefaultRefreshSkew.
 func WithRefreshSkew(d time.Duration) Option {
 	return optionFunc(func(m *Manager) { m.skew = d })
 }
@@ -96,9 +97,9 @@ func NewManager(store Store, keys *keyring.Ring, refresher Refresher, opts ...Op
 		refresher: refresher,
 		logger:    slog.New(slog.DiscardHandler),
 		now:       time.Now,
-		idle:      30 * time.Minute,
-		absolute:  12 * time.Hour,
-		skew:      time.Minute,
+		idle:      DefaultIdleTimeout,
+		absolute:  DefaultAbsoluteTimeout,
+		skew:      DefaultRefreshSkew,
 		loginURL:  "/auth/login",
 		flights:   make(map[string]*flight),
 	}
@@ -109,6 +110,7 @@ func NewManager(store Store, keys *keyring.Ring, refresher Refresher, opts ...Op
 	m.exchanged, _ = lru.New[string, map[string]Tokens](openedCacheSize)
 	m.exchanger, _ = refresher.(Exchanger)
 	m.cookie = m.cookie.withDefaults()
+	m.anonymous = state{m: m}
 	return m
 }
 
@@ -159,10 +161,15 @@ func (m *Manager) Create(ctx context.Context, user User, sid string, tokens Toke
 }
 
 // FromHeader loads the session named by the request's cookie. Without a
-// usable one it returns a CodeUnauthenticated error whose detail says why;
-// when the store fails, CodeUnavailable.
+// usable one it returns an [*Error] saying why; when the store fails,
+// CodeUnavailable.
 func (m *Manager) FromHeader(ctx context.Context, header http.Header) (*Session, error) {
-	id := m.cookie.idFrom(header)
+	return m.fromCookies(ctx, header.Values("Cookie"))
+}
+
+// fromCookies is FromHeader for the request's Cookie lines.
+func (m *Manager) fromCookies(ctx context.Context, cookies []string) (*Session, error) {
+	id := m.cookie.idFrom(cookies)
 	if id == "" {
 		return nil, Unauthenticated(ReasonNoSession, m.loginURL)
 	}
@@ -176,7 +183,7 @@ func (m *Manager) load(ctx context.Context, key string) (*Session, error) {
 		return nil, Unauthenticated(ReasonNoSession, m.loginURL)
 	}
 	if err != nil {
-		m.logger.ErrorContext(ctx, "session store failed", "request_id", requestid.FromContext(ctx), "error", err)
+		m.logger.ErrorContext(ctx, "session store failed", "error", err)
 		return nil, errUnavailable()
 	}
 	if rec.Ended != 0 {
@@ -190,7 +197,7 @@ func (m *Manager) load(ctx context.Context, key string) (*Session, error) {
 	p, err := m.open(key, rec.Sealed)
 	if err != nil {
 		// Sealed with a key that has left the ring, or damaged.
-		m.logger.WarnContext(ctx, "session record cannot be opened", "request_id", requestid.FromContext(ctx), "error", err)
+		m.logger.WarnContext(ctx, "session record cannot be opened", "error", err)
 		m.end(ctx, key, ReasonExpired)
 		return nil, Unauthenticated(ReasonExpired, m.loginURL)
 	}
@@ -209,7 +216,7 @@ func (m *Manager) load(ctx context.Context, key string) (*Session, error) {
 	if now.Sub(rec.LastSeen) >= m.idle/32 {
 		s.IdleExpiry = m.idleExpiry(now, rec.AbsoluteExpiry)
 		if err := m.store.Touch(ctx, key, now, m.storeExpiry(s.IdleExpiry)); err != nil {
-			m.logger.WarnContext(ctx, "session touch failed", "request_id", requestid.FromContext(ctx), "error", err)
+			m.logger.WarnContext(ctx, "session touch failed", "error", err)
 		}
 	}
 	return s, nil
@@ -264,7 +271,7 @@ func (m *Manager) end(ctx context.Context, key string, reason Reason) error {
 	// for the browser's next call to learn the reason.
 	err := m.store.Put(ctx, key, Record{Created: now, LastSeen: now, AbsoluteExpiry: now, Expires: now.Add(m.idle), Ended: reason})
 	if err != nil {
-		m.logger.ErrorContext(ctx, "ending a session failed", "request_id", requestid.FromContext(ctx), "error", err)
+		m.logger.ErrorContext(ctx, "ending a session failed", "error", err)
 		return fmt.Errorf("session: end: %w", err)
 	}
 	return nil

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"connectrpc.com/connect"
-
-	"github.com/custodian-bff/custodian/internal/requestid"
+	"connectrpc.com/connect/v2"
 )
 
 // Refresher renews a session's tokens at the provider.
@@ -39,8 +37,8 @@ type flight struct {
 // it expires within the refresh skew. Concurrent callers for one session
 // share a single refresh; each waits only as long as its own ctx allows.
 // When the provider refuses the refresh token the session ends and the
-// error is CodeUnauthenticated with reason REFRESH_FAILED; a provider
-// outage gives CodeUnavailable and keeps the session.
+// error is an [*Error] with reason REFRESH_FAILED; a provider outage gives
+// CodeUnavailable and keeps the session.
 func (m *Manager) AccessToken(ctx context.Context, s *Session) (string, error) {
 	if t := s.Tokens(); m.fresh(t) {
 		return t.AccessToken, nil
@@ -68,7 +66,7 @@ func (m *Manager) RenewAccessToken(ctx context.Context, s *Session, rejected str
 // Reject ends s because a backend kept refusing its tokens after a renewal,
 // and returns the error for the browser (reason TOKEN_REJECTED).
 func (m *Manager) Reject(ctx context.Context, s *Session) error {
-	m.logger.InfoContext(ctx, "a backend refused the renewed token: ending the session", "request_id", requestid.FromContext(ctx))
+	m.logger.InfoContext(ctx, "a backend refused the renewed token: ending the session")
 	m.dropExchanged(s.key)
 	_ = m.end(ctx, s.key, ReasonTokenRejected)
 	return Unauthenticated(ReasonTokenRejected, m.loginURL)
@@ -109,13 +107,13 @@ func (m *Manager) share(ctx context.Context, key, stale string, fetch func(conte
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return Tokens{}, connect.NewError(connect.CodeCanceled, ctx.Err())
+			return Tokens{}, connect.NewError(connect.CodeCanceled, ctx.Err().Error()).WithCause(ctx.Err())
 		}
 		if f.err != nil || stale == "" || f.tokens.AccessToken != stale {
 			return f.tokens, f.err
 		}
 	}
-	return Tokens{}, connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
+	return Tokens{}, errProviderUnavailable(nil)
 }
 
 func (m *Manager) fly(ctx context.Context, key string, f *flight, fetch func(context.Context) (Tokens, error)) {
@@ -133,13 +131,12 @@ func (m *Manager) fly(ctx context.Context, key string, f *flight, fetch func(con
 // refreshStored refreshes the tokens stored under key, unless another flight
 // (here or, with a shared store, on another replica) already did.
 func (m *Manager) refreshStored(ctx context.Context, key, stale string) (Tokens, error) {
-	log := m.logger.With("request_id", requestid.FromContext(ctx))
 	rec, err := m.store.Get(ctx, key)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Tokens{}, Unauthenticated(ReasonNoSession, m.loginURL)
 	case err != nil:
-		log.ErrorContext(ctx, "session store failed", "error", err)
+		m.logger.ErrorContext(ctx, "session store failed", "error", err)
 		return Tokens{}, errUnavailable()
 	case rec.Ended != 0:
 		return Tokens{}, Unauthenticated(rec.Ended, m.loginURL)
@@ -161,13 +158,13 @@ func (m *Manager) refreshStored(ctx context.Context, key, stale string) (Tokens,
 	}
 	renewed, err := m.refresher.Refresh(ctx, p.Tokens.RefreshToken)
 	if errors.Is(err, ErrRefreshRejected) {
-		log.InfoContext(ctx, "provider refused the refresh token: ending the session", "error", err)
+		m.logger.InfoContext(ctx, "provider refused the refresh token: ending the session", "error", err)
 		m.end(ctx, key, ReasonRefreshFailed)
 		return Tokens{}, Unauthenticated(ReasonRefreshFailed, m.loginURL)
 	}
 	if err != nil {
-		log.WarnContext(ctx, "token refresh failed; keeping the session", "error", err)
-		return Tokens{}, connect.NewError(connect.CodeUnavailable, errors.New("the identity provider is unavailable, try again"))
+		m.logger.WarnContext(ctx, "token refresh failed; keeping the session", "error", err)
+		return Tokens{}, errProviderUnavailable(err)
 	}
 	if renewed.RefreshToken == "" {
 		renewed.RefreshToken = p.Tokens.RefreshToken
@@ -188,7 +185,7 @@ func (m *Manager) refreshStored(ctx context.Context, key, stale string) (Tokens,
 		return Tokens{}, Unauthenticated(ReasonSignedOut, m.loginURL)
 	} else if err != nil {
 		// The new tokens work for this call; the next one will refresh again.
-		log.ErrorContext(ctx, "storing refreshed tokens failed", "error", err)
+		m.logger.ErrorContext(ctx, "storing refreshed tokens failed", "error", err)
 	}
 	return renewed, nil
 }

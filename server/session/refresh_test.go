@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 
 	"github.com/custodian-bff/custodian/server/session"
 )
@@ -311,7 +311,7 @@ func TestRefreshFailures(t *testing.T) {
 			_, h, _ := e.create(t, alice, "sid-1", e.tokens(-time.Minute))
 			stale := e.load(t, h)
 			tok, err := e.m.AccessToken(t.Context(), e.load(t, h))
-			if tok != "" || connect.CodeOf(err) != c.wantCode || session.ReasonOf(err) != c.wantReason {
+			if tok != "" || browserCode(err) != c.wantCode || session.ReasonOf(err) != c.wantReason {
 				t.Fatalf("AccessToken = %q, %v (reason %v); want %v, %v", tok, err, session.ReasonOf(err), c.wantCode, c.wantReason)
 			}
 			if c.later != 0 {

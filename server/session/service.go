@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/url"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
@@ -25,20 +25,21 @@ func NewService(logoutURL string) *Service {
 }
 
 // GetSession returns the signed-in user and the session's expiry; anonymous
-// callers get CodeUnauthenticated with the reason. It never returns a token.
-func (s *Service) GetSession(ctx context.Context, _ *connect.Request[custodianv1.GetSessionRequest]) (*connect.Response[custodianv1.GetSessionResponse], error) {
+// callers get the [*Error] saying why. It never returns a token.
+func (s *Service) GetSession(ctx context.Context, _ *custodianv1.GetSessionRequest) (*custodianv1.GetSessionResponse, error) {
 	sess, err := Require(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res := connect.NewResponse(&custodianv1.GetSessionResponse{
+	if info, ok := connect.CallInfoForServerContext(ctx); ok {
+		info.ResponseHeader().Set("Cache-Control", "no-store")
+	}
+	return &custodianv1.GetSessionResponse{
 		User:               PublicUser(sess.User),
 		IdleExpireTime:     timestamppb.New(sess.IdleExpiry),
 		AbsoluteExpireTime: timestamppb.New(sess.AbsoluteExpiry),
 		LogoutUrl:          s.logoutURL + "?id=" + url.QueryEscape(sess.LogoutID),
-	})
-	res.Header().Set("Cache-Control", "no-store")
-	return res, nil
+	}, nil
 }
 
 // PublicUser is the browser's view of a user.

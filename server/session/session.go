@@ -72,32 +72,52 @@ const (
 
 type contextKey struct{}
 
-// state is what the interceptor learned about the caller's session.
+// state is what Attach learned about the caller's session: the session, or
+// why there is none. Attach makes one per request; the context carries a
+// pointer to it, and so does UserTokens.
 type state struct {
+	m       *Manager
 	session *Session
 	err     error // why there is no session; set when session is nil
 }
 
-func withState(ctx context.Context, st state) context.Context {
+func withState(ctx context.Context, st *state) context.Context {
 	return context.WithValue(ctx, contextKey{}, st)
+}
+
+func stateFrom(ctx context.Context) *state {
+	st, _ := ctx.Value(contextKey{}).(*state)
+	return st
 }
 
 // FromContext returns the caller's session, if the request carried a usable
 // one.
 func FromContext(ctx context.Context) (*Session, bool) {
-	st, _ := ctx.Value(contextKey{}).(state)
-	return st.session, st.session != nil
+	if st := stateFrom(ctx); st != nil && st.session != nil {
+		return st.session, true
+	}
+	return nil, false
 }
 
 // Require returns the caller's session, or the error to give a caller
-// without one: CodeUnauthenticated with a SessionError detail saying why.
+// without one: an [*Error] saying why (or CodeUnavailable when the session
+// store could not answer).
 func Require(ctx context.Context) (*Session, error) {
-	st, _ := ctx.Value(contextKey{}).(state)
-	if st.session != nil {
+	return stateFrom(ctx).require()
+}
+
+// require returns the session of st, or why there is none. A nil st (no
+// Attach) and a Manager's placeholder (no session, no error) mean the
+// request carried no session at all.
+func (st *state) require() (*Session, error) {
+	switch {
+	case st == nil:
+		return nil, Unauthenticated(ReasonNoSession, "")
+	case st.session != nil:
 		return st.session, nil
-	}
-	if st.err != nil {
+	case st.err != nil:
 		return nil, st.err
+	default:
+		return nil, Unauthenticated(ReasonNoSession, st.m.loginURL)
 	}
-	return nil, Unauthenticated(ReasonNoSession, "")
 }

@@ -1,4 +1,4 @@
-package gateway
+package custodian
 
 import (
 	"log/slog"

@@ -1,0 +1,42 @@
+package custodian
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/custodian-bff/custodian/clients"
+	"github.com/custodian-bff/custodian/server/config"
+	"github.com/custodian-bff/custodian/server/login"
+	"github.com/custodian-bff/custodian/server/session"
+)
+
+// newBackends returns a client for each configured backend. They share one
+// connection pool; user-token calls act for the session the request carries.
+func newBackends(cfg *config.Config, provider *login.Provider, idpClient *http.Client, sessions *session.Manager, logger *slog.Logger) (map[string]*clients.Backend, error) {
+	httpClient := clients.NewHTTPClient()
+	creds := clients.ClientCredentials{
+		TokenURL:     provider.TokenURL,
+		ClientID:     cfg.OIDC.ClientID,
+		ClientSecret: cfg.OIDC.ClientSecret,
+		HTTPClient:   idpClient,
+	}
+	userTokens := clients.WithUserTokens(func(ctx context.Context) clients.UserTokens { return sessions.UserTokens(ctx) })
+	backends := make(map[string]*clients.Backend, len(cfg.Backends))
+	for _, b := range cfg.Backends {
+		backend, err := clients.New(clients.Spec{
+			Name:     b.Name,
+			URL:      b.URL,
+			Protocol: clients.Protocol(b.Protocol),
+			Token:    clients.TokenPolicy(b.Token),
+			Audience: b.Audience,
+			Timeout:  b.Timeout,
+		}, clients.WithHTTPClient(httpClient), clients.WithClientCredentials(creds), clients.WithLogger(logger), userTokens)
+		if err != nil {
+			return nil, fmt.Errorf("custodian: %w", err)
+		}
+		backends[b.Name] = backend
+	}
+	return backends, nil
+}

@@ -1,0 +1,201 @@
+// Package custodian is a token-handler gateway (the Backend-for-Frontend
+// pattern) on Connect RPC, as a library. Browsers call the gateway's Connect
+// services with an opaque session cookie; the gateway runs the OpenID
+// Connect login, holds the tokens, and calls backends with them.
+//
+// A gateway for a team's own schema fits in a short main:
+//
+//	gw, err := custodian.New(cfg, custodian.WithLogger(logger))
+//	tickets, err := custodian.Client(gw, "tickets", ticketsv1connect.NewTicketServiceClient)
+//	err = gw.Mount(func(s *connect.Server) {
+//		webv1connect.RegisterTicketServiceHandler(s, &ticketService{backend: tickets})
+//	})
+//	err = gw.Serve(ctx, ln)
+//
+// Every mounted service sits behind the gateway's defences (CSRF guard,
+// session, rate limits, edge error sanitizer, codecs and size limits) and is
+// listed by reflection and the health service.
+package custodian
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect/v2"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/custodian-bff/custodian/clients"
+	"github.com/custodian-bff/custodian/gen/go/custodian/v1/custodianv1connect"
+	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/internal/tracecontext"
+	"github.com/custodian-bff/custodian/server"
+	"github.com/custodian-bff/custodian/server/config"
+	"github.com/custodian-bff/custodian/server/keyring"
+	"github.com/custodian-bff/custodian/server/login"
+	"github.com/custodian-bff/custodian/server/security"
+	"github.com/custodian-bff/custodian/server/session"
+)
+
+// providerTimeout bounds each call to the identity provider.
+const providerTimeout = 10 * time.Second
+
+// Gateway is an assembled gateway: sessions, login, backend clients and the
+// listener. Mount services and get backend clients before serving.
+type Gateway struct {
+	logger   *slog.Logger
+	srv      *server.Server
+	sessions *session.Manager
+	backends map[string]*clients.Backend
+}
+
+// New returns the gateway cfg describes. cfg must be valid: [config.Load]
+// returns one; a Config built in code needs ApplyDefaults first.
+func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
+	if cfg == nil {
+		return nil, errors.New("custodian: no configuration")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("custodian: %w", err)
+	}
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.tracer == nil {
+		o.tracer = sdktrace.NewTracerProvider()
+	}
+	logger := slog.New(requestid.LogHandler(o.logger.Handler()))
+	publicURL := strings.TrimRight(cfg.PublicURL, "/")
+
+	keys, err := keyring.New(cfg.Session.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("custodian: session keys: %w", err)
+	}
+	store := o.store
+	if store == nil {
+		if store, err = newStore(cfg, o.now); err != nil {
+			return nil, err
+		}
+	}
+	var userAudiences []string
+	for _, b := range cfg.Backends {
+		if b.Token == config.TokenUser && b.Audience != "" {
+			userAudiences = append(userAudiences, b.Audience)
+		}
+	}
+	idpClient := &http.Client{Timeout: providerTimeout}
+	provider := login.NewProvider(login.ProviderConfig{
+		Issuer:       cfg.OIDC.Issuer,
+		ClientID:     cfg.OIDC.ClientID,
+		ClientSecret: cfg.OIDC.ClientSecret,
+		Scopes:       cfg.OIDC.Scopes,
+		Audiences:    userAudiences,
+	}, idpClient)
+	sameSite := http.SameSiteStrictMode
+	if cfg.Session.SameSite == config.SameSiteLax {
+		sameSite = http.SameSiteLaxMode
+	}
+	sessions := session.NewManager(store, keys, provider,
+		session.WithLogger(logger),
+		session.WithClock(o.now),
+		session.WithCookie(session.Cookie{Name: cfg.Session.CookieName, SameSite: sameSite}),
+		session.WithTimeouts(cfg.Session.IdleTimeout, cfg.Session.AbsoluteTimeout),
+		session.WithRefreshSkew(cfg.Session.RefreshSkew),
+		session.WithLoginURL(publicURL+login.LoginPath),
+	)
+	origins := security.NewOrigins(publicURL, cfg.CORS.AllowedOrigins)
+	guard := security.NewGuard(sessions.CookieName(), origins)
+	flow := login.NewFlow(login.Config{
+		PublicURL:              publicURL,
+		Guard:                  guard,
+		AppRedirectPath:        cfg.OIDC.AppRedirectPath,
+		PostLogoutRedirectPath: cfg.OIDC.PostLogoutRedirectPath,
+	}, provider, sessions, keys, login.WithLogger(logger), login.WithClock(o.now))
+
+	backends, err := newBackends(cfg, provider, idpClient, sessions, logger)
+	if err != nil {
+		return nil, err
+	}
+
+	serverOpts := []server.Option{
+		server.WithLogger(logger),
+		server.WithLimits(server.Limits{
+			ReadHeaderTimeout:    cfg.Server.ReadHeaderTimeout,
+			ReadTimeout:          cfg.Server.ReadTimeout,
+			WriteTimeout:         cfg.Server.WriteTimeout,
+			IdleTimeout:          cfg.Server.IdleTimeout,
+			MaxHeaderBytes:       cfg.Server.MaxHeaderBytes,
+			MaxBodyBytes:         cfg.Server.MaxBodyBytes,
+			MaxConcurrentStreams: cfg.Server.MaxConcurrentStreams,
+			ShutdownTimeout:      cfg.Server.ShutdownTimeout,
+		}),
+		// Headers and CORS first, so that even a rate-limit refusal carries
+		// them and a cross-origin script can read its Retry-After.
+		server.WithMiddleware(security.Headers(sessions.CookieName(), cfg.TLS != nil)),
+		server.WithMiddleware(security.CORS(cfg.CORS.AllowedOrigins, int(cfg.CORS.MaxAge.Seconds()))),
+		server.WithMiddleware(newRateLimiter(cfg, logger).Middleware),
+		server.WithInterceptors(append([]connect.ServerInterceptor{
+			guard.Interceptor(), tracecontext.Server(o.tracer), sessions.Interceptor(),
+		}, o.interceptors...)...),
+		server.WithHandler("/auth/", flow.Handler()),
+		server.WithService(server.Service{Register: func(s *connect.Server) {
+			custodianv1connect.RegisterSessionServiceHandler(s, session.NewService(publicURL+login.LogoutPath))
+			custodianv1connect.RegisterAuthServiceHandler(s, flow)
+		}}),
+	}
+	for _, r := range o.routes {
+		serverOpts = append(serverOpts, server.WithHandler(r.pattern, r.handler))
+	}
+	if cfg.TLS != nil {
+		serverOpts = append(serverOpts, server.WithTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile))
+	}
+	srv, err := server.New(serverOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("custodian: %w", err)
+	}
+	return &Gateway{logger: logger, srv: srv, sessions: sessions, backends: backends}, nil
+}
+
+// Mount serves the browser-facing services that register registers (with
+// generated RegisterXServiceHandler functions) behind every defence of the
+// gateway. It fails when a service is already served. Mount before serving.
+func (g *Gateway) Mount(register func(*connect.Server), opts ...MountOption) error {
+	var o mountOptions
+	for _, opt := range opts {
+		opt.applyMount(&o)
+	}
+	if err := g.srv.Mount(server.Service{Register: register, MaxBodyBytes: o.maxBodyBytes}); err != nil {
+		return fmt.Errorf("custodian: %w", err)
+	}
+	return nil
+}
+
+// Handler returns the gateway's routes as an http.Handler, to serve it
+// inside another server or a test.
+func (g *Gateway) Handler() http.Handler { return g.srv.Handler() }
+
+// Serve serves on ln until ctx ends, then drains: health turns NOT_SERVING,
+// /readyz answers 503, and in-flight calls get server.shutdown_timeout to
+// finish. It returns nil after a clean drain.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error { return g.srv.Serve(ctx, ln) }
+
+// Services lists the fully-qualified names of the browser-facing services.
+func (g *Gateway) Services() []string { return g.srv.Services() }
+
+// Logger returns the gateway's logger: the one given with [WithLogger],
+// adding the request id to every record logged with a request's context.
+// Give it to mounted services.
+func (g *Gateway) Logger() *slog.Logger { return g.logger }
+
+// Sessions returns the session manager, for pages rendered by the gateway
+// itself and for tests.
+func (g *Gateway) Sessions() *session.Manager { return g.sessions }
