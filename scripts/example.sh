@@ -33,6 +33,12 @@ if [ -n "$unformatted" ]; then
   echo "$unformatted" >&2
   exit 1
 fi
+# The module follows the root's requirements through its replace directive:
+# after a change there, run 'go mod tidy' here.
+if ! go mod tidy -diff; then
+  echo "$example/go.mod or go.sum is not tidy: run 'go mod tidy' in $example and commit" >&2
+  exit 1
+fi
 go mod verify >/dev/null
 go vet ./...
 go test -race -count=1 ./...

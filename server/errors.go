@@ -60,7 +60,13 @@ func sanitize(ctx context.Context, logger *slog.Logger, procedure string, err er
 		logger.LogAttrs(ctx, slog.LevelError, "a backend's error reached the edge unsanitized",
 			slog.String("procedure", procedure), slog.String("code", connectErr.Code().String()),
 			slog.String("error", err.Error()))
-		return connect.NewError(connectErr.Code(), connectErr.Code().String())
+		code := connectErr.Code()
+		if code == connect.CodeUnauthenticated {
+			// The backend refused the gateway's token: the browser's
+			// session is not what failed, so it must not look as if it had.
+			code = connect.CodeUnavailable
+		}
+		return connect.NewError(code, code.String())
 	case errors.As(err, &connectErr):
 		attrs := []slog.Attr{
 			slog.String("procedure", procedure), slog.String("code", connectErr.Code().String()),

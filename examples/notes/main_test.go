@@ -111,6 +111,23 @@ func wantNoUnknownFields(t *testing.T, what string, msg proto.Message) {
 	walk(string(msg.ProtoReflect().Descriptor().Name()), msg.ProtoReflect())
 }
 
+// errorDetail returns the first detail of type T that err carries.
+func errorDetail[T proto.Message](err error) (T, bool) {
+	var zero T
+	cerr, ok := errors.AsType[*connect.Error](err)
+	if !ok {
+		return zero, false
+	}
+	for _, d := range cerr.Details() {
+		if m, err := connectproto.UnmarshalErrorDetail(d); err == nil {
+			if v, ok := m.(T); ok {
+				return v, true
+			}
+		}
+	}
+	return zero, false
+}
+
 // world is a running provider, backend and gateway.
 type world struct {
 	public     string // http://localhost:PORT: the gateway as browsers reach it
@@ -532,6 +549,15 @@ func TestNotesGateway(t *testing.T) {
 					if code := connect.CodeOf(err); code != connect.CodeUnauthenticated {
 						t.Fatalf("%s = %v, %v; want code unauthenticated", c.name, got, err)
 					}
+					// The browser learns why and where to sign in.
+					verdict, ok := errorDetail[*custodianv1.SessionError](err)
+					if !ok {
+						t.Fatalf("%s: %v, want a custodian.v1.SessionError detail", c.name, err)
+					}
+					wantReason := custodianv1.SessionEndReason_SESSION_END_REASON_NO_SESSION
+					if verdict.GetReason() != wantReason || verdict.GetLoginUrl() != w.public+"/auth/login" {
+						t.Errorf("%s: session error %v, want reason %v and login URL %s/auth/login", c.name, verdict, wantReason, w.public)
+					}
 				})
 			}
 		}
@@ -566,13 +592,9 @@ func TestNotesGateway(t *testing.T) {
 					}
 					if tt.wantField != "" {
 						var fields []string
-						for _, d := range cerr.Details() {
-							if m, err := connectproto.UnmarshalErrorDetail(d); err == nil {
-								if br, ok := m.(*custodianv1.BadRequest); ok {
-									for _, v := range br.GetFieldViolations() {
-										fields = append(fields, v.GetField())
-									}
-								}
+						if br, ok := errorDetail[*custodianv1.BadRequest](err); ok {
+							for _, v := range br.GetFieldViolations() {
+								fields = append(fields, v.GetField())
 							}
 						}
 						if len(fields) != 1 || fields[0] != tt.wantField {
