@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect/v2/connectproto"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
@@ -75,6 +76,8 @@ func TestProtoCodecNestingCountsUnknownGroups(t *testing.T) {
 	}
 }
 
+const valueProcedure = "/custodian.test.Echo/Value"
+
 type echoProducts struct {
 	storefrontv1connect.UnimplementedProductServiceHandler
 }
@@ -90,6 +93,18 @@ func TestServedCodecs(t *testing.T) {
 	t.Parallel()
 	s, err := New(WithService(Service{Register: func(srv *connect.Server) {
 		storefrontv1connect.RegisterProductServiceHandler(srv, echoProducts{})
+		// No request of the gateway nests known fields deeply:
+		// google.protobuf.Value does.
+		srv.Register(connect.Method{
+			Spec: connect.Spec{StreamType: connect.StreamTypeUnary, Procedure: valueProcedure},
+			Handler: func(_ context.Context, _ connect.Spec, stream connect.ServerStream) error {
+				var v structpb.Value
+				if err := stream.Receive(&v); err != nil {
+					return err
+				}
+				return stream.Send(&v)
+			},
+		})
 	}}))
 	if err != nil {
 		t.Fatal(err)
@@ -106,25 +121,44 @@ func TestServedCodecs(t *testing.T) {
 	nestedJSON := func(n int) string {
 		return `{"productId":"p-1","unknownField":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`
 	}
+	// nestedValue nests n lists: with the Value in each, 2n+1 messages.
+	nestedValue := func(n int) []byte {
+		v := structpb.NewStringValue("leaf")
+		for range n {
+			v = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{v}})
+		}
+		b, err := proto.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	tests := []struct {
 		name        string
 		contentType string
 		body        []byte
 		wantStatus  int
+		procedure   string // default GetProduct
 	}{
-		{"binary", "application/proto", request, http.StatusOK},
-		{"binary with unknown groups at the limit", "application/proto", append(slices.Clip(request), nestedGroups(maxNesting)...), http.StatusOK},
-		{"binary with unknown groups over the limit", "application/proto", append(slices.Clip(request), nestedGroups(maxNesting+1)...), http.StatusBadRequest},
-		{"binary with 9999 unknown groups", "application/proto", append(slices.Clip(request), nestedGroups(9999)...), http.StatusBadRequest},
-		{"JSON with an unknown field", "application/json", []byte(`{"productId":"p-1","unknownField":{"a":1}}`), http.StatusOK},
-		{"JSON with charset", "application/json; charset=utf-8", []byte(`{"productId":"p-1"}`), http.StatusOK},
-		{"JSON with an unknown field nested to the limit", "application/json", []byte(nestedJSON(maxNesting - 1)), http.StatusOK},
-		{"JSON with an unknown field nested too deeply", "application/json", []byte(nestedJSON(maxNesting)), http.StatusBadRequest},
+		{"binary", "application/proto", request, http.StatusOK, ""},
+		{"binary nested to the limit", "application/proto", nestedValue((maxNesting - 1) / 2), http.StatusOK, valueProcedure},
+		{"binary nested too deeply", "application/proto", nestedValue(maxNesting / 2), http.StatusBadRequest, valueProcedure},
+		{"binary with unknown groups at the limit", "application/proto", append(slices.Clip(request), nestedGroups(maxNesting)...), http.StatusOK, ""},
+		{"binary with unknown groups over the limit", "application/proto", append(slices.Clip(request), nestedGroups(maxNesting+1)...), http.StatusBadRequest, ""},
+		{"binary with 9999 unknown groups", "application/proto", append(slices.Clip(request), nestedGroups(9999)...), http.StatusBadRequest, ""},
+		{"JSON with an unknown field", "application/json", []byte(`{"productId":"p-1","unknownField":{"a":1}}`), http.StatusOK, ""},
+		{"JSON with charset", "application/json; charset=utf-8", []byte(`{"productId":"p-1"}`), http.StatusOK, ""},
+		{"JSON with an unknown field nested to the limit", "application/json", []byte(nestedJSON(maxNesting - 1)), http.StatusOK, ""},
+		{"JSON with an unknown field nested too deeply", "application/json", []byte(nestedJSON(maxNesting)), http.StatusBadRequest, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res, err := front.Client().Post(front.URL+storefrontv1connect.ProductServiceGetProductProcedure, tt.contentType, bytes.NewReader(tt.body))
+			procedure := storefrontv1connect.ProductServiceGetProductProcedure
+			if tt.procedure != "" {
+				procedure = tt.procedure
+			}
+			res, err := front.Client().Post(front.URL+procedure, tt.contentType, bytes.NewReader(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -375,7 +375,8 @@ func TestEdgeErrorsFromInterceptors(t *testing.T) {
 
 // TestEdgeStripsBackendErrors passes a backend's own error (decoded from the
 // wire, with a message, a detail and metadata) straight back from a handler:
-// the client sees its code and nothing else.
+// the client sees its code and nothing else, and unavailable for the
+// backend's unauthenticated.
 func TestEdgeStripsBackendErrors(t *testing.T) {
 	t.Parallel()
 	// A "backend" whose error the handler returns as it came.
@@ -432,12 +433,31 @@ func TestEdgeStripsBackendErrors(t *testing.T) {
 			if _, ok := logLineWith(logs.String(), "request_id="+id, "a backend's error reached the edge", "no row in secret-db-7"); !ok {
 				t.Errorf("the backend's error is not in the log:\n%s", logs.String())
 			}
+
+			// A backend refusing the gateway's token is not the browser's
+			// session failing: the client sees unavailable, not
+			// unauthenticated.
+			ctx, info = connect.NewClientContext(t.Context())
+			_, err = client.ListProducts(ctx, &storefrontv1.ListProductsRequest{})
+			connectErr = wantCode(t, err, connect.CodeUnavailable)
+			assertNoLeak(t, err, info)
+			if connectErr.Message() != "unavailable" || len(connectErr.Details()) != 0 {
+				t.Errorf("error %v with %d details, want the code's name only", connectErr, len(connectErr.Details()))
+			}
+			id = info.ResponseHeader().Get(requestid.Header)
+			if _, ok := logLineWith(logs.String(), "request_id="+id, "code=unauthenticated", "token for secret-db-7 rejected"); !ok {
+				t.Errorf("the backend's unauthenticated error is not in the log:\n%s", logs.String())
+			}
 		})
 	}
 }
 
 type backendProducts struct {
 	storefrontv1connect.UnimplementedProductServiceHandler
+}
+
+func (backendProducts) ListProducts(context.Context, *storefrontv1.ListProductsRequest) (*storefrontv1.ListProductsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnauthenticated, "token for secret-db-7 rejected")
 }
 
 func (backendProducts) GetProduct(ctx context.Context, _ *storefrontv1.GetProductRequest) (*storefrontv1.GetProductResponse, error) {

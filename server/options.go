@@ -18,7 +18,8 @@ type Service struct {
 	// example with a generated RegisterXServiceHandler. New calls it once.
 	Register func(*connect.Server)
 	// MaxBodyBytes bounds each request message of these services more
-	// tightly than Limits.MaxBodyBytes. Zero keeps the server's limit.
+	// tightly than Limits.MaxBodyBytes. Zero, or a larger value, keeps the
+	// server's limit.
 	MaxBodyBytes int64
 }
 

@@ -140,9 +140,10 @@ func (s *Server) handle(pattern string, h http.Handler) (err error) {
 }
 
 // mountOptions returns the handler options of every service: codecs,
-// compression and the read limit (the server's when maxBodyBytes is zero).
+// compression and the read limit: maxBodyBytes, never more than the
+// server's.
 func (s *Server) mountOptions(maxBodyBytes int) []connecthttp.Option {
-	if maxBodyBytes <= 0 {
+	if maxBodyBytes <= 0 || maxBodyBytes > int(s.limits.MaxBodyBytes) {
 		maxBodyBytes = int(s.limits.MaxBodyBytes)
 	}
 	return append(codecs(),
