@@ -14,8 +14,7 @@ import (
 
 // newBackends returns a client for each configured backend. They share one
 // connection pool; user-token calls act for the session the request carries.
-func newBackends(cfg *config.Config, provider *login.Provider, idpClient *http.Client, sessions *session.Manager, logger *slog.Logger) (map[string]*clients.Backend, error) {
-	httpClient := clients.NewHTTPClient()
+func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Provider, idpClient *http.Client, sessions *session.Manager, logger *slog.Logger) (map[string]*clients.Backend, error) {
 	creds := clients.ClientCredentials{
 		TokenURL:     provider.TokenURL,
 		ClientID:     cfg.OIDC.ClientID,

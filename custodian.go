@@ -48,7 +48,8 @@ const providerTimeout = 10 * time.Second
 // Gateway is an assembled gateway: sessions, login, backend clients and the
 // listener. Mount services and get backend clients before serving.
 type Gateway struct {
-	logger   *slog.Logger
+	logger        *slog.Logger
+	backendClient *http.Client
 	srv      *server.Server
 	sessions *session.Manager
 	backends map[string]*clients.Backend
@@ -121,7 +122,8 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		PostLogoutRedirectPath: cfg.OIDC.PostLogoutRedirectPath,
 	}, provider, sessions, keys, login.WithLogger(logger), login.WithClock(o.now))
 
-	backends, err := newBackends(cfg, provider, idpClient, sessions, logger)
+	backendClient := clients.NewHTTPClient()
+	backends, err := newBackends(cfg, backendClient, provider, idpClient, sessions, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +164,7 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("custodian: %w", err)
 	}
-	return &Gateway{logger: logger, srv: srv, sessions: sessions, backends: backends}, nil
+	return &Gateway{logger: logger, backendClient: backendClient, srv: srv, sessions: sessions, backends: backends}, nil
 }
 
 // Mount serves the browser-facing services that register registers (with
@@ -185,8 +187,12 @@ func (g *Gateway) Handler() http.Handler { return g.srv.Handler() }
 
 // Serve serves on ln until ctx ends, then drains: health turns NOT_SERVING,
 // /readyz answers 503, and in-flight calls get server.shutdown_timeout to
-// finish. It returns nil after a clean drain.
-func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error { return g.srv.Serve(ctx, ln) }
+// finish; then the pooled connections to the backends close. It returns nil
+// after a clean drain.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	defer g.backendClient.CloseIdleConnections()
+	return g.srv.Serve(ctx, ln)
+}
 
 // Services lists the fully-qualified names of the browser-facing services.
 func (g *Gateway) Services() []string { return g.srv.Services() }

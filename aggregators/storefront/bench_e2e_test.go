@@ -1,13 +1,12 @@
-package gateway_test
+package storefront_test
 
 import (
 	"context"
 	"sync/atomic"
 	"testing"
 
-	"connectrpc.com/connect"
-
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
+	gt "github.com/custodian-bff/custodian/internal/gatewaytest"
 )
 
 // BenchmarkGetDashboard measures one browser dashboard through the real
@@ -18,18 +17,18 @@ import (
 // warm-up call filled. Allocations are the whole process's: browser client,
 // gateway and the four demo backends.
 //
-//	go test -run '^$' -bench GetDashboard -benchmem ./internal/gateway/
+//	go test -run '^$' -bench GetDashboard -benchmem ./aggregators/storefront/
 func BenchmarkGetDashboard(b *testing.B) {
-	e := newDemoEnv(b)
-	br := e.signedIn("alice")
-	client := br.account(rpc{name: "connect binary"})
+	e := gt.NewDemoEnv(b)
+	br := e.SignedIn(b, "alice")
+	client := br.Account(connectBinary)
 	var missing atomic.Int64
 	call := func() error {
-		res, err := client.GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+		res, err := client.GetDashboard(context.Background(), &storefrontv1.GetDashboardRequest{})
 		if err != nil {
 			return err
 		}
-		if len(res.Msg.GetMissingSections()) != 0 {
+		if len(res.GetMissingSections()) != 0 {
 			missing.Add(1)
 		}
 		return nil

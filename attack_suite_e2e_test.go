@@ -1,4 +1,4 @@
-package gateway_test
+package custodian_test
 
 // The attack suite: hostile requests, crafted by hand (or written to a raw
 // TCP connection), against real gateways on loopback. Each case names the
@@ -36,12 +36,13 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/custodian-bff/custodian/demo"
-	"github.com/custodian-bff/custodian/server"
+	gt "github.com/custodian-bff/custodian/internal/gatewaytest"
 	"github.com/custodian-bff/custodian/server/config"
 	"github.com/custodian-bff/custodian/server/session"
 )
@@ -67,7 +68,7 @@ const (
 // attackTarget is one gateway of the suite.
 type attackTarget struct {
 	name  string
-	e     *env
+	e     *gt.Env
 	base  string       // where requests go: http://localhost:PORT (https for TLS)
 	web   *http.Client // HTTP/1.1, no cookies, no redirects
 	h2c   *http.Client // HTTP/2 without TLS, for gRPC
@@ -77,29 +78,29 @@ type attackTarget struct {
 	alive func(t *testing.T)
 }
 
-func newAttackTarget(t *testing.T, name string, opts ...envOption) *attackTarget {
+func newAttackTarget(t *testing.T, name string, opts ...gt.Option) *attackTarget {
 	t.Helper()
-	e := newDemoEnv(t, opts...)
+	e := gt.NewDemoEnv(t, opts...)
 	return targetOf(t, name, e, func() int64 {
 		var n int64
-		for _, b := range []interface{ Calls(string) int64 }{e.world.Backends.Profiles, e.world.Backends.Orders, e.world.Backends.Catalog, e.world.Backends.Loyalty} {
+		for _, b := range []interface{ Calls(string) int64 }{e.World.Backends.Profiles, e.World.Backends.Orders, e.World.Backends.Catalog, e.World.Backends.Loyalty} {
 			n += b.Calls("")
 		}
 		return n
 	})
 }
 
-func targetOf(t *testing.T, name string, e *env, calls func() int64) *attackTarget {
+func targetOf(t *testing.T, name string, e *gt.Env, calls func() int64) *attackTarget {
 	h2 := new(http.Protocols)
 	h2.SetUnencryptedHTTP2(true)
-	h2t := &http.Transport{DialContext: e.dialer(), Protocols: h2}
+	h2t := &http.Transport{DialContext: e.Dialer(), Protocols: h2}
 	t.Cleanup(h2t.CloseIdleConnections)
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &attackTarget{
 		name:  name,
 		e:     e,
-		base:  e.public,
-		web:   e.plain,
+		base:  e.Public,
+		web:   e.Plain,
 		h2c:   &http.Client{Transport: h2t, CheckRedirect: noRedirect, Timeout: 30 * time.Second},
 		calls: calls,
 	}
@@ -116,13 +117,6 @@ func withSuiteConfig(c *config.Config) {
 
 func attackNoRateLimits() config.RateLimits {
 	return config.RateLimits{PerIP: &config.RateLimit{}, PerSession: &config.RateLimit{}, Login: &config.RateLimit{}}
-}
-
-// withServerOption adds a listener option to the gateway.
-func withServerOption(o server.Option) envOption {
-	return func(c *envConfig) {
-		c.services = append(c.services, func(*env) server.Option { return o })
-	}
 }
 
 // attackResult is what came back.
@@ -256,7 +250,7 @@ func (tg *attackTarget) grpcWeb(procedure string, body []byte, headers ...string
 func (tg *attackTarget) raw(t *testing.T, text string) attackResult {
 	t.Helper()
 	u, _ := url.Parse(tg.base)
-	conn, err := tg.e.dialer()(context.Background(), "tcp", u.Host)
+	conn, err := tg.e.Dialer()(context.Background(), "tcp", u.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +271,15 @@ func (tg *attackTarget) raw(t *testing.T, text string) attackResult {
 	return r
 }
 
+// healthCheckSpec is grpc.health.v1.Health/Check, whose generated code is
+// grpc-go's: the suite calls it with a raw connect client.
+var healthCheckSpec = connect.Spec{
+	StreamType:       connect.StreamTypeUnary,
+	IdempotencyLevel: connect.IdempotencyNoSideEffects,
+	Schema:           healthv1.File_grpc_health_v1_health_proto.Services().ByName("Health").Methods().ByName("Check"),
+	Procedure:        healthv1.Health_Check_FullMethodName,
+}
+
 // healthy fails the test unless the gateway still serves: /healthz and
 // the gRPC health check.
 func (tg *attackTarget) healthy(t *testing.T) {
@@ -284,10 +287,11 @@ func (tg *attackTarget) healthy(t *testing.T) {
 	if r := tg.send(http.MethodGet, "/healthz", nil); r.err != nil || r.status != http.StatusOK {
 		t.Fatalf("%s: /healthz after the attack: %v", tg.name, r)
 	}
-	client := connect.NewClient[healthv1.HealthCheckRequest, healthv1.HealthCheckResponse](tg.h2c, tg.base+"/grpc.health.v1.Health/Check", connect.WithGRPC())
-	res, err := client.CallUnary(context.Background(), connect.NewRequest(&healthv1.HealthCheckRequest{}))
-	if err != nil || res.Msg.GetStatus() != healthv1.HealthCheckResponse_SERVING {
-		t.Fatalf("%s: gRPC health check after the attack: %v %v", tg.name, res, err)
+	client := connect.NewClient(connecthttp.NewTransport(tg.h2c, tg.base, connecthttp.WithGRPC()))
+	var res healthv1.HealthCheckResponse
+	err := client.CallUnary(context.Background(), healthCheckSpec, &healthv1.HealthCheckRequest{}, &res)
+	if err != nil || res.GetStatus() != healthv1.HealthCheckResponse_SERVING {
+		t.Fatalf("%s: gRPC health check after the attack: %v %v", tg.name, &res, err)
 	}
 }
 
@@ -482,39 +486,39 @@ func TestAttackSuite(t *testing.T) {
 
 	// The main target: the demo world, alice signed in, one allowed CORS
 	// origin, small size limits, the demo home page, no rate limits.
-	main := newAttackTarget(t, "main", withConfig(withSuiteConfig), withServerOption(server.WithHandler("GET /{$}", &demo.Home{})))
-	alice := main.e.signedIn("alice")
-	aliceCookie := sessionCookie + "=" + alice.cookie(sessionCookie)
-	aliceSession := alice.mustSession("alice")
-	bob := main.e.signedIn("bob")
-	bobCookie := sessionCookie + "=" + bob.cookie(sessionCookie)
-	bobLogoutURL := bob.mustSession("bob").GetLogoutUrl()
-	bobToken := main.e.tokens.last("authorization_code", "access_token")
+	main := newAttackTarget(t, "main", gt.WithConfig(withSuiteConfig), gt.WithHandler("GET /{$}", &demo.Home{}))
+	alice := main.e.SignedIn(t, "alice")
+	aliceCookie := gt.SessionCookie + "=" + alice.Cookie(gt.SessionCookie)
+	aliceSession := alice.MustSession(t, "alice")
+	bob := main.e.SignedIn(t, "bob")
+	bobCookie := gt.SessionCookie + "=" + bob.Cookie(gt.SessionCookie)
+	bobLogoutURL := bob.MustSession(t, "bob").GetLogoutUrl()
+	bobToken := main.e.Tokens.Last("authorization_code", "access_token")
 	if bobToken == "" {
 		t.Fatal("no access token of bob recorded")
 	}
 	main.alive = func(t *testing.T) {
 		t.Helper()
 		for who, cookie := range map[string]string{"alice": aliceCookie, "bob": bobCookie} {
-			s, err := main.e.sessionWith(cookie)
+			s, err := main.e.SessionWith(cookie)
 			if err != nil || s.GetUser().GetSubject() != who {
 				t.Fatalf("%s's session after the attack: %v %v", who, s, err)
 			}
 		}
 	}
-	ordersCalls := func() int64 { return main.e.world.Backends.Orders.Calls(createOrder) }
+	ordersCalls := func() int64 { return main.e.World.Backends.Orders.Calls(createOrder) }
 
 	// The TLS target: the same world behind a self-signed certificate.
 	certFile, keyFile, pool := writeSelfSigned(t, t.TempDir())
-	tlsTarget := newAttackTarget(t, "tls", withConfig(func(c *config.Config) {
+	tlsTarget := newAttackTarget(t, "tls", gt.WithConfig(func(c *config.Config) {
 		withSuiteConfig(c)
 		c.TLS = &config.TLS{CertFile: certFile, KeyFile: keyFile}
 	}))
-	tlsTransport := &http.Transport{DialContext: tlsTarget.e.dialer(), TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
+	tlsTransport := &http.Transport{DialContext: tlsTarget.e.Dialer(), TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}
 	t.Cleanup(tlsTransport.CloseIdleConnections)
 	tlsTarget.web = &http.Client{Transport: tlsTransport, Timeout: 30 * time.Second}
 	tlsTarget.h2c = tlsTarget.web
-	tlsTarget.base = strings.Replace(tlsTarget.e.public, "http://", "https://", 1)
+	tlsTarget.base = strings.Replace(tlsTarget.e.Public, "http://", "https://", 1)
 
 	// Rate limits. perIP: every address 5 at once, 1 a second, forwarding
 	// headers believed from nobody. proxied: 127.0.0.1 is a trusted proxy,
@@ -523,34 +527,34 @@ func TestAttackSuite(t *testing.T) {
 	// session, 4 logins at once and 1 a second per address, and PlaceOrder
 	// once a second per session.
 	const ipBurst, ipRate = 5, 1.0
-	perIP := newAttackTarget(t, "per-ip", withConfig(func(c *config.Config) {
+	perIP := newAttackTarget(t, "per-ip", gt.WithConfig(func(c *config.Config) {
 		c.RateLimits = attackNoRateLimits()
 		c.RateLimits.PerIP = &config.RateLimit{Rate: ipRate, Burst: ipBurst}
 		c.Server.TrustedProxies = nil
 	}))
 	const proxiedBurst, proxiedRate = 3, 0.2
-	proxied := newAttackTarget(t, "proxied", withConfig(func(c *config.Config) {
+	proxied := newAttackTarget(t, "proxied", gt.WithConfig(func(c *config.Config) {
 		c.RateLimits = attackNoRateLimits()
 		c.RateLimits.PerIP = &config.RateLimit{Rate: proxiedRate, Burst: proxiedBurst}
 		c.Server.TrustedProxies = []string{"127.0.0.1/32"}
 	}))
 	const sessionBurst, sessionRate, loginBurst, loginRate = 5, 1.0, 4, 1.0
-	perSession := newAttackTarget(t, "per-session", withConfig(func(c *config.Config) {
+	perSession := newAttackTarget(t, "per-session", gt.WithConfig(func(c *config.Config) {
 		c.RateLimits = attackNoRateLimits()
 		c.RateLimits.PerSession = &config.RateLimit{Rate: sessionRate, Burst: sessionBurst}
 		c.RateLimits.Login = &config.RateLimit{Rate: loginRate, Burst: loginBurst}
 		c.RateLimits.Methods = map[string]config.RateLimit{placeOrder: {Rate: 1, Burst: 1}}
 	}))
-	rlAlice := perSession.e.signedIn("alice")
-	rlAliceCookie := sessionCookie + "=" + rlAlice.cookie(sessionCookie)
-	rlBob := perSession.e.signedIn("bob")
-	rlBobCookie := sessionCookie + "=" + rlBob.cookie(sessionCookie)
+	rlAlice := perSession.e.SignedIn(t, "alice")
+	rlAliceCookie := gt.SessionCookie + "=" + rlAlice.Cookie(gt.SessionCookie)
+	rlBob := perSession.e.SignedIn(t, "bob")
+	rlBobCookie := gt.SessionCookie + "=" + rlBob.Cookie(gt.SessionCookie)
 
 	// Outbound: a gateway whose backends are fakes that record headers.
-	fakeEnv, fakes := newFakeBackendEnv(t, withConfig(func(c *config.Config) { c.RateLimits = attackNoRateLimits() }))
-	outbound := targetOf(t, "fake-backends", fakeEnv, func() int64 { return int64(fakes.totalCalls()) })
-	fakeAlice := fakeEnv.signedIn("alice")
-	fakeAliceCookie := sessionCookie + "=" + fakeAlice.cookie(sessionCookie)
+	fakeEnv, fakes := gt.NewFakeBackendEnv(t, gt.WithConfig(func(c *config.Config) { c.RateLimits = attackNoRateLimits() }))
+	outbound := targetOf(t, "fake-backends", fakeEnv, func() int64 { return int64(fakes.TotalCalls()) })
+	fakeAlice := fakeEnv.SignedIn(t, "alice")
+	fakeAliceCookie := gt.SessionCookie + "=" + fakeAlice.Cookie(gt.SessionCookie)
 
 	placeOrderJSON := `{"idempotencyKey":"forged-order-0001","lines":[{"productId":"p-0001","quantity":1}]}`
 	placeOrderForm := url.Values{"idempotencyKey": {"forged-order-0002"}, "lines": {`{"productId":"p-0001","quantity":1}`}}.Encode()
@@ -562,8 +566,8 @@ func TestAttackSuite(t *testing.T) {
 	// sessionEnded fails unless cookie's session ended with reason.
 	sessionEnded := func(t *testing.T, tg *attackTarget, cookie string, reason session.Reason) {
 		t.Helper()
-		_, err := tg.e.sessionWith(cookie)
-		wantReason(t, "GetSession", err, reason)
+		_, err := tg.e.SessionWith(cookie)
+		gt.WantReason(t, "GetSession", err, reason)
 	}
 
 	cases := []attackCase{
@@ -632,7 +636,7 @@ func TestAttackSuite(t *testing.T) {
 			return main.connectJSON(getDashboard, `{}`, "Cookie", aliceCookie)
 		}, expect{status: []int{http.StatusOK}, code: "ok", backendCalls: true, absent: []string{"Access-Control-Allow-Origin"}}},
 		{"the gateway's own Origin: gRPC-Web GetDashboard works", main, func(t *testing.T) attackResult {
-			return main.grpcWeb(getDashboard, envelope(0, nil), "Cookie", aliceCookie, "Origin", main.e.public, "Sec-Fetch-Site", "same-origin")
+			return main.grpcWeb(getDashboard, envelope(0, nil), "Cookie", aliceCookie, "Origin", main.e.Public, "Sec-Fetch-Site", "same-origin")
 		}, expect{code: "ok", backendCalls: true}},
 
 		// CORS preflights.
@@ -690,7 +694,7 @@ func TestAttackSuite(t *testing.T) {
 			return main.send(http.MethodGet, "/auth/logout", nil, "Cookie", aliceCookie, "Sec-Fetch-Site", "cross-site")
 		}, expect{status: []int{http.StatusBadRequest}, absent: []string{"Set-Cookie"}}},
 		{"GET /auth/logout with a wrong id", main, func(t *testing.T) attackResult {
-			return main.send(http.MethodGet, "/auth/logout?id="+url.QueryEscape(flip(aliceSession.GetLogoutUrl()[strings.Index(aliceSession.GetLogoutUrl(), "id=")+3:])), nil, "Cookie", aliceCookie, "Sec-Fetch-Site", "cross-site")
+			return main.send(http.MethodGet, "/auth/logout?id="+url.QueryEscape(gt.Flip(aliceSession.GetLogoutUrl()[strings.Index(aliceSession.GetLogoutUrl(), "id=")+3:])), nil, "Cookie", aliceCookie, "Sec-Fetch-Site", "cross-site")
 		}, expect{status: []int{http.StatusBadRequest}, absent: []string{"Set-Cookie"}}},
 		{"GET /auth/logout with another session's id", main, func(t *testing.T) attackResult {
 			u, _ := url.Parse(bobLogoutURL)
@@ -702,13 +706,13 @@ func TestAttackSuite(t *testing.T) {
 		// a link in the app) because knowing it is the proof: with the
 		// right id the session ends, and only that session.
 		{"cross-site GET /auth/logout with the session's own id ends it", main, func(t *testing.T) attackResult {
-			victim := main.e.signedIn("alice")
-			cookie := sessionCookie + "=" + victim.cookie(sessionCookie)
-			u, _ := url.Parse(victim.mustSession("alice").GetLogoutUrl())
+			victim := main.e.SignedIn(t, "alice")
+			cookie := gt.SessionCookie + "=" + victim.Cookie(gt.SessionCookie)
+			u, _ := url.Parse(victim.MustSession(t, "alice").GetLogoutUrl())
 			r := main.send(http.MethodGet, "/auth/logout?"+u.RawQuery, nil, "Cookie", cookie, "Sec-Fetch-Site", "cross-site")
 			sessionEnded(t, main, cookie, session.ReasonSignedOut)
 			return r
-		}, expect{status: []int{http.StatusSeeOther}, contains: map[string]string{"Set-Cookie": sessionCookie + "=;"}}},
+		}, expect{status: []int{http.StatusSeeOther}, contains: map[string]string{"Set-Cookie": gt.SessionCookie + "=;"}}},
 
 		// Sizes and nesting.
 		{"Connect JSON body over max_body_bytes", main, func(t *testing.T) attackResult {
@@ -895,7 +899,7 @@ func TestAttackSuite(t *testing.T) {
 		{"per-session limit: a junk cookie has a bucket too", perSession, func(t *testing.T) attackResult {
 			// Buckets are per cookie value, whatever it is: turning a junk
 			// one away costs too.
-			junk := sessionCookie + "=" + strings.Repeat("J", 43)
+			junk := gt.SessionCookie + "=" + strings.Repeat("J", 43)
 			r, _ := exhaust(t, sessionBurst, sessionRate, func(int) attackResult { return perSession.connectJSON(getSession, `{}`, "Cookie", junk) })
 			return r
 		}, expect{status: []int{http.StatusTooManyRequests}, code: "resource_exhausted"}},
@@ -913,7 +917,7 @@ func TestAttackSuite(t *testing.T) {
 		{"method limit: a second PlaceOrder at once is refused and places nothing", perSession, func(t *testing.T) attackResult {
 			// Bob's session bucket is nearly full: the method's bucket is
 			// the one that refuses.
-			orders := func() int64 { return perSession.e.world.Backends.Orders.Calls(createOrder) }
+			orders := func() int64 { return perSession.e.World.Backends.Orders.Calls(createOrder) }
 			before := orders()
 			r, placed := exhaust(t, 1, 1, func(i int) attackResult {
 				return perSession.connectJSON(placeOrder, fmt.Sprintf(`{"idempotencyKey":"rate-limited-%04d","lines":[{"productId":"p-0001","quantity":1}]}`, i), "Cookie", rlBobCookie)
@@ -935,10 +939,10 @@ func TestAttackSuite(t *testing.T) {
 			return main.send(http.MethodGet, "/auth/callback?state=forged&code=forged", nil)
 		}, expect{status: []int{http.StatusBadRequest}}.htmlPage()},
 		{"callback page of a real sign-in", main, func(t *testing.T) attackResult {
-			b := main.e.browser()
-			authURL, _ := b.startLogin("/next")
-			callback := b.signIn(authURL.String(), "bob")
-			return main.do(b.web, request(http.MethodGet, callback.String(), nil))
+			b := main.e.Browser(t)
+			authURL, _ := b.StartLogin(t, "/next")
+			callback := b.SignIn(t, authURL.String(), "bob")
+			return main.do(b.Web(), request(http.MethodGet, callback.String(), nil))
 		}, expect{status: []int{http.StatusOK}}.htmlPage()},
 		{"unknown /auth/ route", main, func(t *testing.T) attackResult {
 			return main.send(http.MethodGet, "/auth/admin", nil, "Cookie", aliceCookie)
@@ -974,24 +978,24 @@ func TestAttackSuite(t *testing.T) {
 
 		// Outbound: what the browser sends stays at the gateway.
 		{"browser's bearer token and cookies never reach a backend", outbound, func(t *testing.T) attackResult {
-			fakes.reset()
+			fakes.Reset()
 			r := outbound.connectJSON(getDashboard, `{}`, "Cookie", fakeAliceCookie+"; tracker=cookie-canary", "Authorization", "Bearer browser-token", "Proxy-Authorization", "Basic YnJvd3Nlcjp0b2tlbg==")
 			seen := 0
-			for _, f := range fakes.all() {
-				for _, req := range f.all() {
+			for _, f := range fakes.All() {
+				for _, req := range f.Requests() {
 					seen++
-					if req.token == "" || strings.Contains(req.token, "browser-token") {
-						t.Errorf("%s %s: token %q", f.name, req.procedure, req.token)
+					if req.Token == "" || strings.Contains(req.Token, "browser-token") {
+						t.Errorf("%s %s: token %q", f.Name, req.Procedure, req.Token)
 					}
-					for name, values := range req.header {
+					for name, values := range req.Header {
 						for _, v := range values {
-							if strings.Contains(v, "browser-token") || strings.Contains(v, "cookie-canary") || strings.Contains(v, fakeAlice.cookie(sessionCookie)) || strings.Contains(v, "YnJvd3Nlcjp0b2tlbg") {
-								t.Errorf("%s %s: header %s: %q carries what the browser sent", f.name, req.procedure, name, v)
+							if strings.Contains(v, "browser-token") || strings.Contains(v, "cookie-canary") || strings.Contains(v, fakeAlice.Cookie(gt.SessionCookie)) || strings.Contains(v, "YnJvd3Nlcjp0b2tlbg") {
+								t.Errorf("%s %s: header %s: %q carries what the browser sent", f.Name, req.Procedure, name, v)
 							}
 						}
 					}
-					if req.header.Get("Cookie") != "" || req.header.Get("Proxy-Authorization") != "" {
-						t.Errorf("%s %s: Cookie/Proxy-Authorization forwarded", f.name, req.procedure)
+					if req.Header.Get("Cookie") != "" || req.Header.Get("Proxy-Authorization") != "" {
+						t.Errorf("%s %s: Cookie/Proxy-Authorization forwarded", f.Name, req.Procedure)
 					}
 				}
 			}
@@ -1002,7 +1006,7 @@ func TestAttackSuite(t *testing.T) {
 		}, expect{status: []int{http.StatusOK}, code: "ok"}},
 		{"another user's bearer token beside alice's cookie: backends see alice", main, func(t *testing.T) attackResult {
 			r := main.connectJSON(getDashboard, `{}`, "Cookie", aliceCookie, "Authorization", "Bearer "+bobToken)
-			for _, b := range []interface{ LastSubject() string }{main.e.world.Backends.Profiles, main.e.world.Backends.Orders} {
+			for _, b := range []interface{ LastSubject() string }{main.e.World.Backends.Profiles, main.e.World.Backends.Orders} {
 				if got := b.LastSubject(); got != "alice" {
 					t.Errorf("a backend's last subject is %q, want alice", got)
 				}

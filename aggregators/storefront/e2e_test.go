@@ -1,8 +1,9 @@
-package gateway_test
+package storefront_test
 
 // End-to-end tests of the aggregation: browser-facing storefront RPCs that
-// fan out to the backends with the user's held tokens, on fakes the tests
-// control and on the demo world's real backends.
+// fan out to the backends with the user's held tokens, through a whole
+// gateway on loopback, on fakes the tests control and on the demo world's
+// real backends.
 
 import (
 	"context"
@@ -16,42 +17,28 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 
 	"github.com/custodian-bff/custodian/demo"
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
-	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
-	"github.com/custodian-bff/custodian/server"
+	gt "github.com/custodian-bff/custodian/internal/gatewaytest"
 	"github.com/custodian-bff/custodian/server/config"
 	"github.com/custodian-bff/custodian/server/session"
 )
 
+// connectBinary is the protocol of the tests that need only one.
+var connectBinary = gt.RPC{Name: "connect binary"}
+
 // storefrontProtocols are the protocols the aggregation tests call with.
-func storefrontProtocols() []rpc {
-	var out []rpc
-	for _, p := range rpcProtocols() {
-		if p.name != "grpc-web" {
+func storefrontProtocols() []gt.RPC {
+	var out []gt.RPC
+	for _, p := range gt.RPCProtocols() {
+		if p.Name != "grpc-web" {
 			out = append(out, p)
 		}
 	}
 	return out
-}
-
-func (b *browser) account(p rpc) storefrontv1connect.AccountServiceClient {
-	return storefrontv1connect.NewAccountServiceClient(b.client(p), b.e.public, b.options(p)...)
-}
-
-func (b *browser) products(p rpc) storefrontv1connect.ProductServiceClient {
-	return storefrontv1connect.NewProductServiceClient(b.client(p), b.e.public, b.options(p)...)
-}
-
-// signedIn returns a new browser signed in as user.
-func (e *env) signedIn(user string) *browser {
-	e.t.Helper()
-	b := e.browser()
-	b.login(user, "")
-	return b
 }
 
 // warmUp makes one dashboard call with the catalog failing, so that the
@@ -59,22 +46,15 @@ func (e *env) signedIn(user string) *browser {
 // product cache stays cold, then forgets the fakes' records: on a loaded
 // machine (-race, two CPUs) a cold token exchange can outlast the 1s
 // optional timeout and make loyalty go missing.
-func warmUp(t *testing.T, b *browser, fakes *fakeSet) {
+func warmUp(t *testing.T, b *gt.Browser, fakes *gt.FakeSet) {
 	t.Helper()
-	fakes.Catalog.fail(connect.CodeUnavailable)
-	_, err := b.account(rpc{name: "connect binary"}).GetDashboard(testContext(t, 20*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
-	fakes.Catalog.heal()
+	fakes.Catalog.Fail(connect.CodeUnavailable)
+	_, err := b.Account(connectBinary).GetDashboard(testContext(t, 20*time.Second), &storefrontv1.GetDashboardRequest{})
+	fakes.Catalog.Heal()
 	if err != nil {
 		t.Fatalf("warm-up GetDashboard: %v", err)
 	}
-	fakes.reset()
-}
-
-// withInterceptor adds a handler interceptor to the gateway's services.
-func withInterceptor(i connect.Interceptor) envOption {
-	return func(c *envConfig) {
-		c.services = append(c.services, func(*env) server.Option { return server.WithInterceptors(i) })
-	}
+	fakes.Reset()
 }
 
 // arrivals counts the browser calls of one procedure that reached the
@@ -90,53 +70,27 @@ func newArrivals(procedure string, n int64) *arrivals {
 	return &arrivals{procedure: procedure, n: n, all: make(chan struct{})}
 }
 
-func (a *arrivals) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if !req.Spec().IsClient && req.Spec().Procedure == a.procedure && a.count.Add(1) == a.n {
-			close(a.all)
+// interceptor counts the arrivals; the gateway runs it inside its own.
+func (a *arrivals) interceptor() connect.ServerInterceptor {
+	return func(next connect.ServerFunc) connect.ServerFunc {
+		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
+			if spec.Procedure == a.procedure && a.count.Add(1) == a.n {
+				close(a.all)
+			}
+			return next(ctx, spec, stream)
 		}
-		return next(ctx, req)
 	}
-}
-
-func (a *arrivals) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return next
-}
-
-func (a *arrivals) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
 }
 
 // hold is a hook that keeps a backend call until every expected browser call
 // has arrived at the gateway.
-func (a *arrivals) hold(ctx context.Context, _ fakeRequest) error {
+func (a *arrivals) hold(ctx context.Context, _ gt.FakeRequest) error {
 	select {
 	case <-a.all:
 		return nil
 	case <-ctx.Done():
-		return connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
+		return connect.NewError(connect.CodeDeadlineExceeded, ctx.Err().Error())
 	}
-}
-
-// badRequestFields returns the fields named by err's BadRequest detail.
-func badRequestFields(err error) []string {
-	var fields []string
-	ce := connectError(err)
-	if ce == nil {
-		return nil
-	}
-	for _, d := range ce.Details() {
-		v, derr := d.Value()
-		if derr != nil {
-			continue
-		}
-		if br, ok := v.(*custodianv1.BadRequest); ok {
-			for _, fv := range br.GetFieldViolations() {
-				fields = append(fields, fv.GetField())
-			}
-		}
-	}
-	return fields
 }
 
 func testContext(t *testing.T, d time.Duration) context.Context {
@@ -151,30 +105,30 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 func TestDashboardCallsBackendsInParallel(t *testing.T) {
 	t.Parallel()
 	for _, p := range storefrontProtocols() {
-		t.Run(p.name, func(t *testing.T) {
+		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
-			e, fakes := newFakeBackendEnv(t)
-			b := e.signedIn("alice")
+			e, fakes := gt.NewFakeBackendEnv(t)
+			b := e.SignedIn(t, "alice")
 			warmUp(t, b, fakes)
-			bar := newBarrier(3)
-			wait := func(ctx context.Context, _ fakeRequest) error { return bar.wait(ctx) }
-			fakes.Profiles.setHook(onlyFor(procGetProfile, wait))
-			fakes.Loyalty.setHook(onlyFor(procGetAccount, wait))
-			fakes.Orders.setHook(onlyFor(procListOrders, wait))
+			bar := gt.NewBarrier(3)
+			wait := func(ctx context.Context, _ gt.FakeRequest) error { return bar.Wait(ctx) }
+			fakes.Profiles.SetHook(gt.OnlyFor(gt.ProcGetProfile, wait))
+			fakes.Loyalty.SetHook(gt.OnlyFor(gt.ProcGetAccount, wait))
+			fakes.Orders.SetHook(gt.OnlyFor(gt.ProcListOrders, wait))
 			// Sequential calls would wait for the first backend's timeout
 			// (2s) and fail; the deadline keeps any hang bounded.
-			res, err := b.account(p).GetDashboard(testContext(t, 20*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+			res, err := b.Account(p).GetDashboard(testContext(t, 20*time.Second), &storefrontv1.GetDashboardRequest{})
 			if err != nil {
 				t.Fatalf("GetDashboard did not complete while profiles, loyalty and orders each waited for the other two (called one after another?): %v", err)
 			}
-			if got := bar.arrived.Load(); got != 3 {
+			if got := bar.Arrived(); got != 3 {
 				t.Errorf("%d of the 3 backends were called", got)
 			}
-			if m := res.Msg.GetMissingSections(); len(m) != 0 {
+			if m := res.GetMissingSections(); len(m) != 0 {
 				t.Errorf("missing sections %v", m)
 			}
-			if res.Msg.GetProfile() == nil || res.Msg.GetLoyalty() == nil || len(res.Msg.GetRecentOrders()) != 2 {
-				t.Errorf("incomplete dashboard %v", res.Msg)
+			if res.GetProfile() == nil || res.GetLoyalty() == nil || len(res.GetRecentOrders()) != 2 {
+				t.Errorf("incomplete dashboard %v", res)
 			}
 		})
 	}
@@ -186,8 +140,8 @@ func TestPartialAnswers(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name  string
-		opts  []envOption
-		setup func(*fakeSet)
+		opts  []gt.Option
+		setup func(*gt.FakeSet)
 		// wantCode is the failure of the call, 0 for success with
 		// wantMissing missing.
 		wantCode    connect.Code
@@ -197,7 +151,7 @@ func TestPartialAnswers(t *testing.T) {
 	}{
 		{
 			name:        "loyalty unavailable",
-			setup:       func(f *fakeSet) { f.Loyalty.fail(connect.CodeUnavailable) },
+			setup:       func(f *gt.FakeSet) { f.Loyalty.Fail(connect.CodeUnavailable) },
 			wantMissing: []storefrontv1.Section{storefrontv1.Section_SECTION_LOYALTY},
 			check: func(t *testing.T, res *storefrontv1.GetDashboardResponse) {
 				if res.GetLoyalty() != nil {
@@ -210,14 +164,14 @@ func TestPartialAnswers(t *testing.T) {
 			// The loyalty backend's own timeout is far beyond the call's
 			// deadline: only the optional timeout (1s) can end the wait.
 			name: "loyalty slower than the optional timeout",
-			opts: []envOption{withConfig(func(cfg *config.Config) {
+			opts: []gt.Option{gt.WithConfig(func(cfg *config.Config) {
 				for i := range cfg.Backends {
 					if cfg.Backends[i].Name == "loyalty" {
 						cfg.Backends[i].Timeout = 5 * time.Minute
 					}
 				}
 			})},
-			setup:       func(f *fakeSet) { f.Loyalty.setHook(blockUntilDone) },
+			setup:       func(f *gt.FakeSet) { f.Loyalty.SetHook(gt.BlockUntilDone) },
 			wantMissing: []storefrontv1.Section{storefrontv1.Section_SECTION_LOYALTY},
 			check: func(t *testing.T, res *storefrontv1.GetDashboardResponse) {
 				if res.GetLoyalty() != nil {
@@ -228,7 +182,7 @@ func TestPartialAnswers(t *testing.T) {
 		},
 		{
 			name:        "catalog unavailable",
-			setup:       func(f *fakeSet) { f.Catalog.fail(connect.CodeUnavailable) },
+			setup:       func(f *gt.FakeSet) { f.Catalog.Fail(connect.CodeUnavailable) },
 			wantMissing: []storefrontv1.Section{storefrontv1.Section_SECTION_PRODUCT_DETAILS},
 			check: func(t *testing.T, res *storefrontv1.GetDashboardResponse) {
 				if res.GetLoyalty().GetPoints() != 4321 {
@@ -253,7 +207,7 @@ func TestPartialAnswers(t *testing.T) {
 		{
 			// Product details depend on the orders: both go missing.
 			name:        "orders unavailable",
-			setup:       func(f *fakeSet) { f.Orders.fail(connect.CodeUnavailable) },
+			setup:       func(f *gt.FakeSet) { f.Orders.Fail(connect.CodeUnavailable) },
 			wantMissing: []storefrontv1.Section{storefrontv1.Section_SECTION_ORDERS, storefrontv1.Section_SECTION_PRODUCT_DETAILS},
 			check: func(t *testing.T, res *storefrontv1.GetDashboardResponse) {
 				if len(res.GetRecentOrders()) != 0 {
@@ -266,13 +220,13 @@ func TestPartialAnswers(t *testing.T) {
 		},
 		{
 			name:        "profiles unavailable",
-			setup:       func(f *fakeSet) { f.Profiles.fail(connect.CodeUnavailable) },
+			setup:       func(f *gt.FakeSet) { f.Profiles.Fail(connect.CodeUnavailable) },
 			wantCode:    connect.CodeUnavailable,
 			wantMessage: "profiles is unavailable",
 		},
 		{
 			name:        "profiles failing internally",
-			setup:       func(f *fakeSet) { f.Profiles.fail(connect.CodeInternal) },
+			setup:       func(f *gt.FakeSet) { f.Profiles.Fail(connect.CodeInternal) },
 			wantCode:    connect.CodeInternal,
 			wantMessage: "internal error",
 		},
@@ -280,41 +234,42 @@ func TestPartialAnswers(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			e, fakes := newFakeBackendEnv(t, c.opts...)
-			b := e.signedIn("alice")
+			e, fakes := gt.NewFakeBackendEnv(t, c.opts...)
+			b := e.SignedIn(t, "alice")
 			warmUp(t, b, fakes)
 			c.setup(fakes)
 			for _, p := range storefrontProtocols() {
-				res, err := b.account(p).GetDashboard(testContext(t, 15*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+				ctx, info := connect.NewClientContext(testContext(t, 15*time.Second))
+				res, err := b.Account(p).GetDashboard(ctx, &storefrontv1.GetDashboardRequest{})
 				if c.wantCode != 0 {
-					ce := connectError(err)
+					ce := gt.ConnectError(err)
 					if ce == nil || ce.Code() != c.wantCode {
-						t.Fatalf("%s: got %v, want code %v", p.name, err, c.wantCode)
+						t.Fatalf("%s: got %v, want code %v", p.Name, err, c.wantCode)
 					}
 					if c.wantMessage != "" && ce.Message() != c.wantMessage {
-						t.Errorf("%s: message %q, want %q", p.name, ce.Message(), c.wantMessage)
+						t.Errorf("%s: message %q, want %q", p.Name, ce.Message(), c.wantMessage)
 					}
-					if ce.Meta().Get("X-Request-Id") == "" {
-						t.Errorf("%s: error without X-Request-Id; metadata %v", p.name, ce.Meta())
+					if info.ResponseHeader().Get("X-Request-Id") == "" && info.ResponseTrailer().Get("X-Request-Id") == "" {
+						t.Errorf("%s: error without X-Request-Id; headers %v, trailers %v", p.Name, info.ResponseHeader(), info.ResponseTrailer())
 					}
-					if leak := findCanary(errorText(ce)); leak != "" {
-						t.Errorf("%s: error leaks %s", p.name, leak)
+					if leak := gt.FindCanary(gt.ErrorText(err, info)); leak != "" {
+						t.Errorf("%s: error leaks %s", p.Name, leak)
 					}
 					if len(ce.Details()) != 0 {
-						t.Errorf("%s: error carries %d details", p.name, len(ce.Details()))
+						t.Errorf("%s: error carries %d details", p.Name, len(ce.Details()))
 					}
 					continue
 				}
 				if err != nil {
-					t.Fatalf("%s: GetDashboard: %v", p.name, err)
+					t.Fatalf("%s: GetDashboard: %v", p.Name, err)
 				}
-				if got := res.Msg.GetMissingSections(); !slices.Equal(got, c.wantMissing) {
-					t.Errorf("%s: missing sections %v, want %v", p.name, got, c.wantMissing)
+				if got := res.GetMissingSections(); !slices.Equal(got, c.wantMissing) {
+					t.Errorf("%s: missing sections %v, want %v", p.Name, got, c.wantMissing)
 				}
-				if res.Msg.GetProfile().GetDisplayName() != "Fake Customer" {
-					t.Errorf("%s: profile %v", p.name, res.Msg.GetProfile())
+				if res.GetProfile().GetDisplayName() != "Fake Customer" {
+					t.Errorf("%s: profile %v", p.Name, res.GetProfile())
 				}
-				c.check(t, res.Msg)
+				c.check(t, res)
 			}
 		})
 	}
@@ -332,8 +287,8 @@ func wantFullOrders(t *testing.T, res *storefrontv1.GetDashboardResponse) {
 			}
 		}
 	}
-	if !slices.Equal(ids, fakeOrderIDs) {
-		t.Errorf("recent orders %v, want %v", ids, fakeOrderIDs)
+	if !slices.Equal(ids, gt.FakeOrderIDs) {
+		t.Errorf("recent orders %v, want %v", ids, gt.FakeOrderIDs)
 	}
 }
 
@@ -343,78 +298,79 @@ func wantFullOrders(t *testing.T, res *storefrontv1.GetDashboardResponse) {
 func TestBackendRefusesToken(t *testing.T) {
 	t.Parallel()
 	for _, p := range storefrontProtocols() {
-		t.Run(p.name, func(t *testing.T) {
+		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
 
 			t.Run("refused once", func(t *testing.T) {
 				t.Parallel()
-				e, fakes := newFakeBackendEnv(t)
-				b := e.signedIn("alice")
+				e, fakes := gt.NewFakeBackendEnv(t)
+				b := e.SignedIn(t, "alice")
 				// The warm-up keeps the loyalty token, so no token exchange
 				// races the refresh (see TestRefreshDuringTokenExchange).
 				warmUp(t, b, fakes)
-				fakes.Profiles.setHook(onlyFor(procGetProfile, refuseFirstToken()))
-				before := e.world.IdP.GrantCount("refresh_token")
-				res, err := b.account(p).GetDashboard(testContext(t, 20*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+				fakes.Profiles.SetHook(gt.OnlyFor(gt.ProcGetProfile, gt.RefuseFirstToken()))
+				before := e.World.IdP.GrantCount("refresh_token")
+				res, err := b.Account(p).GetDashboard(testContext(t, 20*time.Second), &storefrontv1.GetDashboardRequest{})
 				if err != nil {
-					t.Fatalf("GetDashboard: %v; profiles saw tokens %q", err, fakes.Profiles.tokens(procGetProfile))
+					t.Fatalf("GetDashboard: %v; profiles saw tokens %q", err, fakes.Profiles.Tokens(gt.ProcGetProfile))
 				}
-				if res.Msg.GetProfile().GetDisplayName() != "Fake Customer" || len(res.Msg.GetMissingSections()) != 0 {
-					t.Errorf("dashboard %v", res.Msg)
+				if res.GetProfile().GetDisplayName() != "Fake Customer" || len(res.GetMissingSections()) != 0 {
+					t.Errorf("dashboard %v", res)
 				}
-				tokens := fakes.Profiles.tokens(procGetProfile)
+				tokens := fakes.Profiles.Tokens(gt.ProcGetProfile)
 				if len(tokens) != 2 || tokens[0] == "" || tokens[1] == "" || tokens[0] == tokens[1] {
 					t.Errorf("profiles saw tokens %q, want 2 calls with 2 different tokens", tokens)
 				}
-				if got := e.world.IdP.GrantCount("refresh_token") - before; got != 1 {
+				if got := e.World.IdP.GrantCount("refresh_token") - before; got != 1 {
 					t.Errorf("%d refresh grants, want 1", got)
 				}
-				b.mustSession("alice")
+				b.MustSession(t, "alice")
 			})
 
 			t.Run("always refused", func(t *testing.T) {
 				t.Parallel()
-				e, fakes := newFakeBackendEnv(t)
-				b := e.signedIn("alice")
-				fakes.Profiles.setHook(onlyFor(procGetProfile, func(context.Context, fakeRequest) error {
-					return canaryError(connect.CodeUnauthenticated)
+				e, fakes := gt.NewFakeBackendEnv(t)
+				b := e.SignedIn(t, "alice")
+				fakes.Profiles.SetHook(gt.OnlyFor(gt.ProcGetProfile, func(context.Context, gt.FakeRequest) error {
+					return gt.CanaryError(connect.CodeUnauthenticated)
 				}))
-				_, err := b.account(p).GetDashboard(testContext(t, 20*time.Second), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
-				wantReason(t, "GetDashboard", err, session.ReasonTokenRejected)
-				if leak := findCanary(errorText(connectError(err))); leak != "" {
+				ctx, info := connect.NewClientContext(testContext(t, 20*time.Second))
+				_, err := b.Account(p).GetDashboard(ctx, &storefrontv1.GetDashboardRequest{})
+				gt.WantReason(t, "GetDashboard", err, session.ReasonTokenRejected)
+				if leak := gt.FindCanary(gt.ErrorText(err, info)); leak != "" {
 					t.Errorf("error leaks %s", leak)
 				}
-				if n := fakes.Profiles.calls(procGetProfile); n != 2 {
+				if n := fakes.Profiles.Calls(gt.ProcGetProfile); n != 2 {
 					t.Errorf("profiles saw %d calls, want 2 (one retry)", n)
 				}
-				b.wantNoSession(session.ReasonTokenRejected)
+				b.WantNoSession(t, session.ReasonTokenRejected)
 			})
 
 			t.Run("not idempotent", func(t *testing.T) {
 				t.Parallel()
-				e, fakes := newFakeBackendEnv(t)
-				b := e.signedIn("alice")
-				fakes.Profiles.setHook(onlyFor(procUpdateProfile, refuseFirstToken()))
-				before := e.world.IdP.GrantCount("refresh_token")
+				e, fakes := gt.NewFakeBackendEnv(t)
+				b := e.SignedIn(t, "alice")
+				fakes.Profiles.SetHook(gt.OnlyFor(gt.ProcUpdateProfile, gt.RefuseFirstToken()))
+				before := e.World.IdP.GrantCount("refresh_token")
 				req := &storefrontv1.UpdateProfileRequest{DisplayName: "Alice M.", Locale: "fr-FR"}
-				_, err := b.account(p).UpdateProfile(testContext(t, 20*time.Second), connect.NewRequest(req))
+				_, err := b.Account(p).UpdateProfile(testContext(t, 20*time.Second), req)
 				if code := connect.CodeOf(err); code != connect.CodeUnavailable {
 					t.Fatalf("UpdateProfile: %v, want code unavailable", err)
 				}
-				if n := fakes.Profiles.calls(procUpdateProfile); n != 1 {
+				if n := fakes.Profiles.Calls(gt.ProcUpdateProfile); n != 1 {
 					t.Fatalf("profiles saw %d UpdateProfile calls, want 1 (no retry)", n)
 				}
-				if got := e.world.IdP.GrantCount("refresh_token") - before; got != 1 {
+				if got := e.World.IdP.GrantCount("refresh_token") - before; got != 1 {
 					t.Errorf("%d refresh grants, want 1", got)
 				}
-				res, err := b.account(p).UpdateProfile(testContext(t, 20*time.Second), connect.NewRequest(req))
+				res, err := b.Account(p).UpdateProfile(testContext(t, 20*time.Second), req)
 				if err != nil {
 					t.Fatalf("second UpdateProfile: %v", err)
 				}
-				if res.Msg.GetProfile().GetDisplayName() != "Alice M." || res.Msg.GetProfile().GetLocale() != "fr-FR" {
-					t.Errorf("profile %v", res.Msg.GetProfile())
+				if res.GetProfile().GetDisplayName() != "Alice M." || res.GetProfile().GetLocale() != "fr-FR" {
+					t.Errorf("profile %v", res.GetProfile())
 				}
-				tokens := fakes.Profiles.tokens(procUpdateProfile)
+				tokens := fakes.Profiles.Tokens(gt.ProcUpdateProfile)
 				if len(tokens) != 2 || tokens[0] == tokens[1] {
 					t.Errorf("UpdateProfile tokens %q, want the second call to carry a new token", tokens)
 				}
@@ -432,17 +388,16 @@ func TestCoalescingAndCache(t *testing.T) {
 	t.Run("GetProduct", func(t *testing.T) {
 		t.Parallel()
 		arrived := newArrivals(storefrontv1connect.ProductServiceGetProductProcedure, n)
-		e, fakes := newFakeBackendEnv(t, withInterceptor(arrived))
-		fakes.Catalog.setHook(onlyFor(procGetProduct, arrived.hold))
-		b := e.browser()
-		client := b.products(rpc{name: "connect binary"})
+		e, fakes := gt.NewFakeBackendEnv(t, gt.WithInterceptors(arrived.interceptor()))
+		fakes.Catalog.SetHook(gt.OnlyFor(gt.ProcGetProduct, arrived.hold))
+		client := e.Browser(t).Products(connectBinary)
 		ctx := testContext(t, 30*time.Second)
 		errs := make(chan error, n)
 		for range n {
 			go func() {
-				res, err := client.GetProduct(ctx, connect.NewRequest(&storefrontv1.GetProductRequest{ProductId: "p-42"}))
-				if err == nil && res.Msg.GetProduct().GetName() != "Product p-42" {
-					err = fmt.Errorf("product %v", res.Msg.GetProduct())
+				res, err := client.GetProduct(ctx, &storefrontv1.GetProductRequest{ProductId: "p-42"})
+				if err == nil && res.GetProduct().GetName() != "Product p-42" {
+					err = fmt.Errorf("product %v", res.GetProduct())
 				}
 				errs <- err
 			}()
@@ -452,7 +407,7 @@ func TestCoalescingAndCache(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		if got := fakes.Catalog.calls(procGetProduct); got != 1 {
+		if got := fakes.Catalog.Calls(gt.ProcGetProduct); got != 1 {
 			t.Errorf("catalog saw %d GetProduct calls for %d concurrent reads, want 1", got, n)
 		}
 	})
@@ -460,19 +415,19 @@ func TestCoalescingAndCache(t *testing.T) {
 	t.Run("dashboards", func(t *testing.T) {
 		t.Parallel()
 		arrived := newArrivals(storefrontv1connect.AccountServiceGetDashboardProcedure, n)
-		e, fakes := newFakeBackendEnv(t, withInterceptor(arrived))
-		b := e.signedIn("alice")
+		e, fakes := gt.NewFakeBackendEnv(t, gt.WithInterceptors(arrived.interceptor()))
+		b := e.SignedIn(t, "alice")
 		warmUp(t, b, fakes)
 		arrived.count.Store(0)
-		fakes.Catalog.setHook(onlyFor(procBatchGetProducts, arrived.hold))
-		client := b.account(rpc{name: "connect binary"})
+		fakes.Catalog.SetHook(gt.OnlyFor(gt.ProcBatchGetProducts, arrived.hold))
+		client := b.Account(connectBinary)
 		ctx := testContext(t, 30*time.Second)
 		var complete atomic.Int64
 		errs := make(chan error, n)
 		for range n {
 			go func() {
-				res, err := client.GetDashboard(ctx, connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
-				if err == nil && len(res.Msg.GetMissingSections()) == 0 {
+				res, err := client.GetDashboard(ctx, &storefrontv1.GetDashboardRequest{})
+				if err == nil && len(res.GetMissingSections()) == 0 {
 					complete.Add(1)
 				}
 				errs <- err
@@ -489,42 +444,41 @@ func TestCoalescingAndCache(t *testing.T) {
 			t.Error("no dashboard was complete")
 		}
 		t.Logf("%d of %d dashboards complete", complete.Load(), n)
-		if got := fakes.Catalog.calls(procBatchGetProducts); got != 1 {
+		if got := fakes.Catalog.Calls(gt.ProcBatchGetProducts); got != 1 {
 			t.Errorf("catalog saw %d BatchGetProducts calls for %d concurrent dashboards, want 1", got, n)
 		}
 	})
 
 	t.Run("isolation", func(t *testing.T) {
 		t.Parallel()
-		e := newDemoEnv(t)
+		e := gt.NewDemoEnv(t)
 		type user struct {
 			name, email string
 			points      int64
-			b           *browser
+			b           *gt.Browser
 			orders      []string
 			complete    atomic.Int64 // concurrent dashboards with orders and loyalty
 		}
 		users := []*user{{name: "alice", email: "alice@example.com", points: 12340}, {name: "bob", email: "bob@example.com", points: 120}}
-		p := rpc{name: "connect binary"}
 		for _, u := range users {
-			u.b = e.signedIn(u.name)
+			u.b = e.SignedIn(t, u.name)
 			// The first call warms the exchanged token up.
-			_, _ = u.b.account(p).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{RecentOrderCount: 20}))
-			res, err := u.b.account(p).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{RecentOrderCount: 20}))
+			_, _ = u.b.Account(connectBinary).GetDashboard(context.Background(), &storefrontv1.GetDashboardRequest{RecentOrderCount: 20})
+			res, err := u.b.Account(connectBinary).GetDashboard(context.Background(), &storefrontv1.GetDashboardRequest{RecentOrderCount: 20})
 			if err != nil {
 				t.Fatalf("%s: GetDashboard: %v", u.name, err)
 			}
-			if got := e.world.Backends.Profiles.LastSubject(); got != u.name {
+			if got := e.World.Backends.Profiles.LastSubject(); got != u.name {
 				t.Errorf("%s: profiles served subject %q", u.name, got)
 			}
-			if got := e.world.Backends.Orders.LastSubject(); got != u.name {
+			if got := e.World.Backends.Orders.LastSubject(); got != u.name {
 				t.Errorf("%s: orders served subject %q", u.name, got)
 			}
-			for _, o := range res.Msg.GetRecentOrders() {
+			for _, o := range res.GetRecentOrders() {
 				u.orders = append(u.orders, o.GetOrderId())
 			}
-			if res.Msg.GetProfile().GetEmail() != u.email || len(u.orders) == 0 {
-				t.Fatalf("%s: dashboard %v", u.name, res.Msg)
+			if res.GetProfile().GetEmail() != u.email || len(u.orders) == 0 {
+				t.Fatalf("%s: dashboard %v", u.name, res)
 			}
 		}
 		for _, id := range users[0].orders {
@@ -536,14 +490,13 @@ func TestCoalescingAndCache(t *testing.T) {
 		for range 50 {
 			for _, u := range users {
 				wg.Go(func() {
-					res, err := u.b.account(p).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{RecentOrderCount: 20}))
+					d, err := u.b.Account(connectBinary).GetDashboard(context.Background(), &storefrontv1.GetDashboardRequest{RecentOrderCount: 20})
 					if err != nil {
 						t.Errorf("%s: GetDashboard: %v", u.name, err)
 						return
 					}
 					// Under load an optional section may go missing (1s
 					// timeout); what is there must be the user's own.
-					d := res.Msg
 					var ids []string
 					for _, o := range d.GetRecentOrders() {
 						ids = append(ids, o.GetOrderId())
@@ -575,40 +528,39 @@ func TestCoalescingAndCache(t *testing.T) {
 // own.
 func TestTokenPoliciesOnDemoBackends(t *testing.T) {
 	t.Parallel()
-	e := newDemoEnv(t)
-	b := e.signedIn("alice")
+	e := gt.NewDemoEnv(t)
+	b := e.SignedIn(t, "alice")
 	// Warm up the exchanged token and product cache: on a loaded machine a
 	// first answer may miss an optional section (1s timeout).
-	if _, err := b.account(rpc{name: "connect binary"}).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{})); err != nil {
+	if _, err := b.Account(connectBinary).GetDashboard(context.Background(), &storefrontv1.GetDashboardRequest{}); err != nil {
 		t.Fatalf("GetDashboard: %v", err)
 	}
 	for _, p := range storefrontProtocols() {
-		res, err := b.account(p).GetDashboard(context.Background(), connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+		d, err := b.Account(p).GetDashboard(context.Background(), &storefrontv1.GetDashboardRequest{})
 		if err != nil {
-			t.Fatalf("%s: GetDashboard: %v", p.name, err)
+			t.Fatalf("%s: GetDashboard: %v", p.Name, err)
 		}
-		d := res.Msg
 		if len(d.GetMissingSections()) != 0 {
-			t.Errorf("%s: missing sections %v", p.name, d.GetMissingSections())
+			t.Errorf("%s: missing sections %v", p.Name, d.GetMissingSections())
 		}
 		if d.GetProfile().GetDisplayName() != "Alice Martin" {
-			t.Errorf("%s: profile %v", p.name, d.GetProfile())
+			t.Errorf("%s: profile %v", p.Name, d.GetProfile())
 		}
 		if d.GetLoyalty().GetPoints() != 12340 || d.GetLoyalty().GetTier() != storefrontv1.LoyaltyTier_LOYALTY_TIER_GOLD {
-			t.Errorf("%s: loyalty %v", p.name, d.GetLoyalty())
+			t.Errorf("%s: loyalty %v", p.Name, d.GetLoyalty())
 		}
 		if len(d.GetRecentOrders()) != 5 {
-			t.Errorf("%s: %d recent orders, want 5", p.name, len(d.GetRecentOrders()))
+			t.Errorf("%s: %d recent orders, want 5", p.Name, len(d.GetRecentOrders()))
 		}
 		for _, o := range d.GetRecentOrders() {
 			for _, l := range o.GetLines() {
 				if l.GetProductName() == "" || !strings.HasPrefix(l.GetImageUrl(), "https://") {
-					t.Errorf("%s: order %s line %v lacks product details", p.name, o.GetOrderId(), l)
+					t.Errorf("%s: order %s line %v lacks product details", p.Name, o.GetOrderId(), l)
 				}
 			}
 		}
 	}
-	bs := e.world.Backends
+	bs := e.World.Backends
 	for _, c := range []struct {
 		name, got, want string
 	}{
@@ -629,39 +581,39 @@ func TestTokenPoliciesOnDemoBackends(t *testing.T) {
 func TestOutboundHeaders(t *testing.T) {
 	t.Parallel()
 	for _, p := range storefrontProtocols() {
-		t.Run(p.name, func(t *testing.T) {
+		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
-			e, fakes := newFakeBackendEnv(t)
-			b := e.signedIn("alice")
+			e, fakes := gt.NewFakeBackendEnv(t)
+			b := e.SignedIn(t, "alice")
 			warmUp(t, b, fakes)
 			traceID, spanID := randomHex(16), randomHex(8)
-			req := connect.NewRequest(&storefrontv1.GetDashboardRequest{})
-			req.Header().Set("Authorization", "Bearer browser-supplied")
-			req.Header().Set("Origin", e.public)
-			req.Header().Set("X-Forwarded-For", "203.0.113.7")
-			req.Header().Set("Traceparent", "00-"+traceID+"-"+spanID+"-01")
-			req.Header().Set("X-Secret-Header", "browser-secret-value")
-			res, err := b.account(p).GetDashboard(context.Background(), req)
+			ctx, info := connect.NewClientContext(context.Background())
+			info.RequestHeader().Set("Authorization", "Bearer browser-supplied")
+			info.RequestHeader().Set("Origin", e.Public)
+			info.RequestHeader().Set("X-Forwarded-For", "203.0.113.7")
+			info.RequestHeader().Set("Traceparent", "00-"+traceID+"-"+spanID+"-01")
+			info.RequestHeader().Set("X-Secret-Header", "browser-secret-value")
+			res, err := b.Account(p).GetDashboard(ctx, &storefrontv1.GetDashboardRequest{})
 			if err != nil {
 				t.Fatalf("GetDashboard: %v", err)
 			}
-			if len(res.Msg.GetMissingSections()) != 0 {
-				t.Fatalf("missing sections %v", res.Msg.GetMissingSections())
+			if len(res.GetMissingSections()) != 0 {
+				t.Fatalf("missing sections %v", res.GetMissingSections())
 			}
-			requestID := res.Header().Get("X-Request-Id")
+			requestID := info.ResponseHeader().Get("X-Request-Id")
 			if requestID == "" {
 				t.Fatal("no X-Request-Id on the browser's response")
 			}
-			cookie := b.cookie(sessionCookie)
-			for _, f := range fakes.all() {
-				reqs := f.all()
+			cookie := b.Cookie(gt.SessionCookie)
+			for _, f := range fakes.All() {
+				reqs := f.Requests()
 				if len(reqs) == 0 {
-					t.Errorf("%s was not called", f.name)
+					t.Errorf("%s was not called", f.Name)
 				}
 				for _, r := range reqs {
-					h := r.header
-					what := f.name + " " + r.procedure
-					if auth := h.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") || r.token == "" || strings.Contains(auth, "browser-supplied") {
+					h := r.Header
+					what := f.Name + " " + r.Procedure
+					if auth := h.Get("Authorization"); !strings.HasPrefix(auth, "Bearer ") || r.Token == "" || strings.Contains(auth, "browser-supplied") {
 						t.Errorf("%s: Authorization %q", what, auth)
 					}
 					if got := h.Get("X-Request-Id"); got != requestID {
@@ -702,8 +654,8 @@ func randomHex(n int) string {
 // a BadRequest naming the field, before any backend is called.
 func TestValidation(t *testing.T) {
 	t.Parallel()
-	e := newDemoEnv(t)
-	b := e.signedIn("alice")
+	e := gt.NewDemoEnv(t)
+	b := e.SignedIn(t, "alice")
 	lines := func(n int) []*storefrontv1.PlaceOrderLine {
 		out := make([]*storefrontv1.PlaceOrderLine, n)
 		for i := range out {
@@ -716,46 +668,46 @@ func TestValidation(t *testing.T) {
 	}
 	const key = "key-0123456789"
 	long := strings.Repeat("x", 513)
-	type call func(ctx context.Context, b *browser, p rpc) error
+	type call func(ctx context.Context, b *gt.Browser, p gt.RPC) error
 	dashboard := func(n int32) call {
-		return func(ctx context.Context, b *browser, p rpc) error {
-			_, err := b.account(p).GetDashboard(ctx, connect.NewRequest(&storefrontv1.GetDashboardRequest{RecentOrderCount: n}))
+		return func(ctx context.Context, b *gt.Browser, p gt.RPC) error {
+			_, err := b.Account(p).GetDashboard(ctx, &storefrontv1.GetDashboardRequest{RecentOrderCount: n})
 			return err
 		}
 	}
 	listOrders := func(m *storefrontv1.ListOrdersRequest) call {
-		return func(ctx context.Context, b *browser, p rpc) error {
-			_, err := b.account(p).ListOrders(ctx, connect.NewRequest(m))
+		return func(ctx context.Context, b *gt.Browser, p gt.RPC) error {
+			_, err := b.Account(p).ListOrders(ctx, m)
 			return err
 		}
 	}
 	getOrder := func(id string) call {
-		return func(ctx context.Context, b *browser, p rpc) error {
-			_, err := b.account(p).GetOrder(ctx, connect.NewRequest(&storefrontv1.GetOrderRequest{OrderId: id}))
+		return func(ctx context.Context, b *gt.Browser, p gt.RPC) error {
+			_, err := b.Account(p).GetOrder(ctx, &storefrontv1.GetOrderRequest{OrderId: id})
 			return err
 		}
 	}
 	placeOrder := func(key string, lines ...*storefrontv1.PlaceOrderLine) call {
-		return func(ctx context.Context, b *browser, p rpc) error {
-			_, err := b.account(p).PlaceOrder(ctx, connect.NewRequest(&storefrontv1.PlaceOrderRequest{IdempotencyKey: key, Lines: lines}))
+		return func(ctx context.Context, b *gt.Browser, p gt.RPC) error {
+			_, err := b.Account(p).PlaceOrder(ctx, &storefrontv1.PlaceOrderRequest{IdempotencyKey: key, Lines: lines})
 			return err
 		}
 	}
 	updateProfile := func(name, locale string) call {
-		return func(ctx context.Context, b *browser, p rpc) error {
-			_, err := b.account(p).UpdateProfile(ctx, connect.NewRequest(&storefrontv1.UpdateProfileRequest{DisplayName: name, Locale: locale}))
+		return func(ctx context.Context, b *gt.Browser, p gt.RPC) error {
+			_, err := b.Account(p).UpdateProfile(ctx, &storefrontv1.UpdateProfileRequest{DisplayName: name, Locale: locale})
 			return err
 		}
 	}
 	listProducts := func(m *storefrontv1.ListProductsRequest) call {
-		return func(ctx context.Context, b *browser, p rpc) error {
-			_, err := b.products(p).ListProducts(ctx, connect.NewRequest(m))
+		return func(ctx context.Context, b *gt.Browser, p gt.RPC) error {
+			_, err := b.Products(p).ListProducts(ctx, m)
 			return err
 		}
 	}
 	getProduct := func(id string) call {
-		return func(ctx context.Context, b *browser, p rpc) error {
-			_, err := b.products(p).GetProduct(ctx, connect.NewRequest(&storefrontv1.GetProductRequest{ProductId: id}))
+		return func(ctx context.Context, b *gt.Browser, p gt.RPC) error {
+			_, err := b.Products(p).GetProduct(ctx, &storefrontv1.GetProductRequest{ProductId: id})
 			return err
 		}
 	}
@@ -799,7 +751,7 @@ func TestValidation(t *testing.T) {
 	}
 	backendCalls := func() int64 {
 		var n int64
-		for _, be := range e.world.Backends.All() {
+		for _, be := range e.World.Backends.All() {
 			n += be.Calls("")
 		}
 		return n
@@ -811,13 +763,13 @@ func TestValidation(t *testing.T) {
 				before := backendCalls()
 				err := c.call(context.Background(), b, p)
 				if code := connect.CodeOf(err); code != connect.CodeInvalidArgument {
-					t.Errorf("%s: %v, want invalid_argument", p.name, err)
+					t.Errorf("%s: %v, want invalid_argument", p.Name, err)
 				}
-				if fields := badRequestFields(err); !slices.Contains(fields, c.field) {
-					t.Errorf("%s: BadRequest fields %q, want %q", p.name, fields, c.field)
+				if fields := gt.BadRequestFields(err); !slices.Contains(fields, c.field) {
+					t.Errorf("%s: BadRequest fields %q, want %q", p.Name, fields, c.field)
 				}
 				if got := backendCalls() - before; got != c.backendCalls {
-					t.Errorf("%s: %d backend calls, want %d", p.name, got, c.backendCalls)
+					t.Errorf("%s: %d backend calls, want %d", p.Name, got, c.backendCalls)
 				}
 			}
 		})
@@ -828,22 +780,22 @@ func TestValidation(t *testing.T) {
 // and keeps callers that gave up from counting as failures.
 func TestCircuitBreaker(t *testing.T) {
 	t.Parallel()
-	p := rpc{name: "connect binary"}
 
 	t.Run("opens after five failures", func(t *testing.T) {
 		t.Parallel()
-		e, fakes := newFakeBackendEnv(t)
-		b := e.signedIn("alice")
-		fakes.Orders.fail(connect.CodeUnavailable)
+		e, fakes := gt.NewFakeBackendEnv(t)
+		b := e.SignedIn(t, "alice")
+		fakes.Orders.Fail(connect.CodeUnavailable)
 		for i := 1; i <= 6; i++ {
-			_, err := b.account(p).ListOrders(context.Background(), connect.NewRequest(&storefrontv1.ListOrdersRequest{}))
+			ctx, info := connect.NewClientContext(context.Background())
+			_, err := b.Account(connectBinary).ListOrders(ctx, &storefrontv1.ListOrdersRequest{})
 			if code := connect.CodeOf(err); code != connect.CodeUnavailable {
 				t.Fatalf("call %d: %v, want unavailable", i, err)
 			}
-			if leak := findCanary(errorText(connectError(err))); leak != "" {
+			if leak := gt.FindCanary(gt.ErrorText(err, info)); leak != "" {
 				t.Errorf("call %d: error leaks %s", i, leak)
 			}
-			if got, want := fakes.Orders.calls(procListOrders), min(i, 5); got != want {
+			if got, want := fakes.Orders.Calls(gt.ProcListOrders), min(i, 5); got != want {
 				t.Fatalf("after call %d the orders backend saw %d calls, want %d", i, got, want)
 			}
 		}
@@ -851,24 +803,24 @@ func TestCircuitBreaker(t *testing.T) {
 
 	t.Run("callers that give up are no failures", func(t *testing.T) {
 		t.Parallel()
-		e, fakes := newFakeBackendEnv(t)
-		b := e.signedIn("alice")
+		e, fakes := gt.NewFakeBackendEnv(t)
+		b := e.SignedIn(t, "alice")
 		entered := make(chan struct{}, 1)
 		var blocking atomic.Bool
 		blocking.Store(true)
-		fakes.Orders.setHook(onlyFor(procListOrders, func(ctx context.Context, r fakeRequest) error {
+		fakes.Orders.SetHook(gt.OnlyFor(gt.ProcListOrders, func(ctx context.Context, r gt.FakeRequest) error {
 			if !blocking.Load() {
 				return nil
 			}
 			entered <- struct{}{}
-			return blockUntilDone(ctx, r)
+			return gt.BlockUntilDone(ctx, r)
 		}))
 		const gaveUp = 10
 		for i := 1; i <= gaveUp; i++ {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() {
-				_, err := b.account(p).ListOrders(ctx, connect.NewRequest(&storefrontv1.ListOrdersRequest{}))
+				_, err := b.Account(connectBinary).ListOrders(ctx, &storefrontv1.ListOrdersRequest{})
 				done <- err
 			}()
 			select {
@@ -886,14 +838,14 @@ func TestCircuitBreaker(t *testing.T) {
 			}
 		}
 		blocking.Store(false)
-		res, err := b.account(p).ListOrders(context.Background(), connect.NewRequest(&storefrontv1.ListOrdersRequest{}))
+		res, err := b.Account(connectBinary).ListOrders(context.Background(), &storefrontv1.ListOrdersRequest{})
 		if err != nil {
 			t.Fatalf("ListOrders after %d callers gave up: %v", gaveUp, err)
 		}
-		if len(res.Msg.GetOrders()) != 2 {
-			t.Errorf("orders %v", res.Msg.GetOrders())
+		if len(res.GetOrders()) != 2 {
+			t.Errorf("orders %v", res.GetOrders())
 		}
-		if got := fakes.Orders.calls(procListOrders); got != gaveUp+1 {
+		if got := fakes.Orders.Calls(gt.ProcListOrders); got != gaveUp+1 {
 			t.Errorf("orders backend saw %d calls, want %d", got, gaveUp+1)
 		}
 	})
@@ -903,37 +855,37 @@ func TestCircuitBreaker(t *testing.T) {
 // idempotency key returns the first order, a new key places a new one.
 func TestPlaceOrderIsIdempotent(t *testing.T) {
 	t.Parallel()
-	e := newDemoEnv(t)
-	b := e.signedIn("alice")
+	e := gt.NewDemoEnv(t)
+	b := e.SignedIn(t, "alice")
 	var seen []string
 	for _, p := range storefrontProtocols() {
 		place := func(key string) *storefrontv1.Order {
 			t.Helper()
-			res, err := b.account(p).PlaceOrder(context.Background(), connect.NewRequest(&storefrontv1.PlaceOrderRequest{
+			res, err := b.Account(p).PlaceOrder(context.Background(), &storefrontv1.PlaceOrderRequest{
 				IdempotencyKey: key,
 				Lines:          []*storefrontv1.PlaceOrderLine{{ProductId: "p-0001", Quantity: 1}, {ProductId: "p-0013", Quantity: 2}},
-			}))
+			})
 			if err != nil {
-				t.Fatalf("%s: PlaceOrder: %v", p.name, err)
+				t.Fatalf("%s: PlaceOrder: %v", p.Name, err)
 			}
-			return res.Msg.GetOrder()
+			return res.GetOrder()
 		}
 		key := "key-" + randomHex(8)
 		first := place(key)
 		again := place(key)
 		if first.GetOrderId() == "" || again.GetOrderId() != first.GetOrderId() {
-			t.Errorf("%s: same key placed %q then %q, want one order", p.name, first.GetOrderId(), again.GetOrderId())
+			t.Errorf("%s: same key placed %q then %q, want one order", p.Name, first.GetOrderId(), again.GetOrderId())
 		}
 		if len(first.GetLines()) != 2 || first.GetLines()[0].GetProductName() != "Cast Iron Skillet 28 cm" || first.GetTotal().GetAmountMinor() != 4990+2*2200 {
-			t.Errorf("%s: order %v", p.name, first)
+			t.Errorf("%s: order %v", p.Name, first)
 		}
 		other := place("key-" + randomHex(8))
 		if other.GetOrderId() == first.GetOrderId() {
-			t.Errorf("%s: a new key returned the first order %q", p.name, first.GetOrderId())
+			t.Errorf("%s: a new key returned the first order %q", p.Name, first.GetOrderId())
 		}
 		for _, id := range []string{first.GetOrderId(), other.GetOrderId()} {
 			if slices.Contains(seen, id) {
-				t.Errorf("%s: order id %q returned before", p.name, id)
+				t.Errorf("%s: order id %q returned before", p.Name, id)
 			}
 			seen = append(seen, id)
 		}
@@ -968,15 +920,15 @@ func TestRefreshDuringTokenExchange(t *testing.T) {
 		}
 		serve()
 	}
-	e, fakes := newFakeBackendEnv(t, withTokenGate(gate))
-	b := e.signedIn("alice")
-	fakes.Profiles.setHook(onlyFor(procGetProfile, refuseFirstToken()))
-	res, err := b.account(rpc{name: "connect binary"}).GetDashboard(ctx, connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
+	e, fakes := gt.NewFakeBackendEnv(t, gt.WithTokenGate(gate))
+	b := e.SignedIn(t, "alice")
+	fakes.Profiles.SetHook(gt.OnlyFor(gt.ProcGetProfile, gt.RefuseFirstToken()))
+	res, err := b.Account(connectBinary).GetDashboard(ctx, &storefrontv1.GetDashboardRequest{})
 	if err != nil {
-		t.Fatalf("GetDashboard: %v (reason %v)", err, session.ReasonOf(err))
+		t.Fatalf("GetDashboard: %v (reason %v)", err, gt.ReasonOf(err))
 	}
-	if res.Msg.GetProfile() == nil || len(res.Msg.GetRecentOrders()) != 2 {
-		t.Errorf("dashboard %v", res.Msg)
+	if res.GetProfile() == nil || len(res.GetRecentOrders()) != 2 {
+		t.Errorf("dashboard %v", res)
 	}
-	b.mustSession("alice")
+	b.MustSession(t, "alice")
 }

@@ -1,39 +1,19 @@
-package gateway_test
+package storefront_test
 
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
+	"connectrpc.com/connect/v2"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
+	gt "github.com/custodian-bff/custodian/internal/gatewaytest"
 )
-
-// errorText is everything a browser learns from err: its code, message,
-// metadata and details.
-func errorText(ce *connect.Error) string {
-	if ce == nil {
-		return ""
-	}
-	var text strings.Builder
-	fmt.Fprintf(&text, "%v %s %v", ce.Code(), ce.Message(), ce.Meta())
-	for _, d := range ce.Details() {
-		text.WriteString(" " + d.Type() + " ")
-		text.Write(d.Bytes())
-		if v, err := d.Value(); err == nil {
-			if raw, err := protojson.Marshal(v); err == nil {
-				text.Write(raw)
-			}
-		}
-	}
-	return text.String()
-}
 
 // canaryCodes are the failures each backend answers with in turn.
 var canaryCodes = []connect.Code{
@@ -56,23 +36,23 @@ var canaryCodes = []connect.Code{
 func TestLeakCanaries(t *testing.T) {
 	t.Parallel()
 	for _, p := range storefrontProtocols() {
-		t.Run(p.name, func(t *testing.T) {
+		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
-			e, fakes := newFakeBackendEnv(t)
-			seen := &responseLog{}
-			b := e.browserRecording(seen)
-			b.login("alice", "")
+			e, fakes := gt.NewFakeBackendEnv(t)
+			seen := &gt.ResponseLog{}
+			b := e.BrowserRecording(t, seen)
+			b.Login(t, "alice", "")
 			warmUp(t, b, fakes)
 			s := &canaryScan{b: b, p: p, seen: seen}
 
 			t.Run("success", func(t *testing.T) { s.round(t, nil, 0) })
-			for _, f := range fakes.all() {
+			for _, f := range fakes.All() {
 				for _, code := range canaryCodes {
-					t.Run(f.name+" "+code.String(), func(t *testing.T) { s.round(t, f, code) })
+					t.Run(f.Name+" "+code.String(), func(t *testing.T) { s.round(t, f, code) })
 				}
 			}
-			if len(seen.all()) < 300 {
-				t.Errorf("only %d responses were scanned", len(seen.all()))
+			if len(seen.All()) < 300 {
+				t.Errorf("only %d responses were scanned", len(seen.All()))
 			}
 		})
 	}
@@ -80,9 +60,9 @@ func TestLeakCanaries(t *testing.T) {
 
 // canaryScan calls every public RPC and scans the answers.
 type canaryScan struct {
-	b       *browser
-	p       rpc
-	seen    *responseLog
+	b       *gt.Browser
+	p       gt.RPC
+	seen    *gt.ResponseLog
 	scanned int // responses of seen already scanned
 	n       int // calls made, for fresh keys, ids and page sizes
 }
@@ -97,13 +77,12 @@ type canaryCall struct {
 }
 
 func (s *canaryScan) calls() []canaryCall {
-	account, products := s.b.account(s.p), s.b.products(s.p)
+	account, products := s.b.Account(s.p), s.b.Products(s.p)
 	s.n++
 	n := s.n
 	return []canaryCall{
 		{"AccountService.GetDashboard", func(ctx context.Context) (proto.Message, error) {
-			res, err := account.GetDashboard(ctx, connect.NewRequest(&storefrontv1.GetDashboardRequest{}))
-			return msgOf(res, err)
+			return msgOf(account.GetDashboard(ctx, &storefrontv1.GetDashboardRequest{}))
 		}, func(t *testing.T, m proto.Message) {
 			d := m.(*storefrontv1.GetDashboardResponse)
 			if d.GetProfile().GetDisplayName() != "Fake Customer" || d.GetLoyalty().GetPoints() != 4321 || len(d.GetMissingSections()) != 0 {
@@ -112,16 +91,14 @@ func (s *canaryScan) calls() []canaryCall {
 			wantFullOrders(t, d)
 		}},
 		{"AccountService.ListOrders", func(ctx context.Context) (proto.Message, error) {
-			res, err := account.ListOrders(ctx, connect.NewRequest(&storefrontv1.ListOrdersRequest{PageSize: 10}))
-			return msgOf(res, err)
+			return msgOf(account.ListOrders(ctx, &storefrontv1.ListOrdersRequest{PageSize: 10}))
 		}, func(t *testing.T, m proto.Message) {
 			if l := m.(*storefrontv1.ListOrdersResponse); len(l.GetOrders()) != 2 || l.GetOrders()[0].GetLines()[0].GetProductName() == "" {
 				t.Errorf("orders %v", l)
 			}
 		}},
 		{"AccountService.GetOrder", func(ctx context.Context) (proto.Message, error) {
-			res, err := account.GetOrder(ctx, connect.NewRequest(&storefrontv1.GetOrderRequest{OrderId: "o-fake-1"}))
-			return msgOf(res, err)
+			return msgOf(account.GetOrder(ctx, &storefrontv1.GetOrderRequest{OrderId: "o-fake-1"}))
 		}, func(t *testing.T, m proto.Message) {
 			if o := m.(*storefrontv1.GetOrderResponse).GetOrder(); o.GetOrderId() != "o-fake-1" || len(o.GetLines()) != 2 {
 				t.Errorf("order %v", o)
@@ -129,19 +106,17 @@ func (s *canaryScan) calls() []canaryCall {
 		}},
 		{"AccountService.PlaceOrder", func(ctx context.Context) (proto.Message, error) {
 			// New products each time, so the catalog is asked, not its cache.
-			res, err := account.PlaceOrder(ctx, connect.NewRequest(&storefrontv1.PlaceOrderRequest{
+			return msgOf(account.PlaceOrder(ctx, &storefrontv1.PlaceOrderRequest{
 				IdempotencyKey: fmt.Sprintf("canary-key-%d", n),
 				Lines:          []*storefrontv1.PlaceOrderLine{{ProductId: fmt.Sprintf("p-place-%d", n), Quantity: 2}},
 			}))
-			return msgOf(res, err)
 		}, func(t *testing.T, m proto.Message) {
 			if o := m.(*storefrontv1.PlaceOrderResponse).GetOrder(); len(o.GetLines()) != 1 || o.GetLines()[0].GetProductName() == "" {
 				t.Errorf("order %v", o)
 			}
 		}},
 		{"AccountService.UpdateProfile", func(ctx context.Context) (proto.Message, error) {
-			res, err := account.UpdateProfile(ctx, connect.NewRequest(&storefrontv1.UpdateProfileRequest{DisplayName: "Alice Canary", Locale: "en-GB"}))
-			return msgOf(res, err)
+			return msgOf(account.UpdateProfile(ctx, &storefrontv1.UpdateProfileRequest{DisplayName: "Alice Canary", Locale: "en-GB"}))
 		}, func(t *testing.T, m proto.Message) {
 			if p := m.(*storefrontv1.UpdateProfileResponse).GetProfile(); p.GetDisplayName() != "Alice Canary" || p.GetEmail() == "" {
 				t.Errorf("profile %v", p)
@@ -149,24 +124,21 @@ func (s *canaryScan) calls() []canaryCall {
 		}},
 		{"ProductService.ListProducts", func(ctx context.Context) (proto.Message, error) {
 			// A new page size each time, so the catalog is asked.
-			res, err := products.ListProducts(ctx, connect.NewRequest(&storefrontv1.ListProductsRequest{PageSize: int32(1 + n%100)}))
-			return msgOf(res, err)
+			return msgOf(products.ListProducts(ctx, &storefrontv1.ListProductsRequest{PageSize: int32(1 + n%100)}))
 		}, func(t *testing.T, m proto.Message) {
 			if l := m.(*storefrontv1.ListProductsResponse); len(l.GetProducts()) != 3 || l.GetProducts()[0].GetName() == "" {
 				t.Errorf("products %v", l)
 			}
 		}},
 		{"ProductService.GetProduct", func(ctx context.Context) (proto.Message, error) {
-			res, err := products.GetProduct(ctx, connect.NewRequest(&storefrontv1.GetProductRequest{ProductId: fmt.Sprintf("p-get-%d", n)}))
-			return msgOf(res, err)
+			return msgOf(products.GetProduct(ctx, &storefrontv1.GetProductRequest{ProductId: fmt.Sprintf("p-get-%d", n)}))
 		}, func(t *testing.T, m proto.Message) {
 			if p := m.(*storefrontv1.GetProductResponse).GetProduct(); p.GetName() == "" || p.GetPrice().GetAmountMinor() != 1000 {
 				t.Errorf("product %v", p)
 			}
 		}},
 		{"SessionService.GetSession", func(ctx context.Context) (proto.Message, error) {
-			res, err := s.b.sessions(s.p).GetSession(ctx, connect.NewRequest(&custodianv1.GetSessionRequest{}))
-			return msgOf(res, err)
+			return msgOf(s.b.Sessions(s.p).GetSession(ctx, &custodianv1.GetSessionRequest{}))
 		}, func(t *testing.T, m proto.Message) {
 			if u := m.(*custodianv1.GetSessionResponse).GetUser(); u.GetSubject() != "alice" {
 				t.Errorf("user %v", u)
@@ -175,22 +147,23 @@ func (s *canaryScan) calls() []canaryCall {
 	}
 }
 
-func msgOf[T any](res *connect.Response[T], err error) (proto.Message, error) {
+// msgOf returns a call's answer as a proto.Message, nil when it failed.
+func msgOf[M proto.Message](res M, err error) (proto.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return any(res.Msg).(proto.Message), nil
+	return res, nil
 }
 
 // round calls every RPC with failing answering code (nil: no failure),
 // then heals it.
-func (s *canaryScan) round(t *testing.T, failing *fakeBackend, code connect.Code) {
+func (s *canaryScan) round(t *testing.T, failing *gt.FakeBackend, code connect.Code) {
 	if failing != nil {
-		failing.fail(code)
+		failing.Fail(code)
 	}
 	before := 0
 	if failing != nil {
-		before = failing.calls("")
+		before = failing.Calls("")
 	}
 	for _, c := range s.calls() {
 		if code == connect.CodeUnauthenticated {
@@ -199,9 +172,10 @@ func (s *canaryScan) round(t *testing.T, failing *fakeBackend, code connect.Code
 			s.ensureSession(t)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, info := connect.NewClientContext(ctx)
 		m, err := c.do(ctx)
 		cancel()
-		s.scan(t, c.name, m, err)
+		s.scan(t, c.name, m, err, info)
 		if failing == nil {
 			if err != nil {
 				t.Errorf("%s: %v", c.name, err)
@@ -213,10 +187,10 @@ func (s *canaryScan) round(t *testing.T, failing *fakeBackend, code connect.Code
 	if failing == nil {
 		return
 	}
-	if failing.calls("") == before {
-		t.Errorf("%s was never called while failing", failing.name)
+	if failing.Calls("") == before {
+		t.Errorf("%s was never called while failing", failing.Name)
 	}
-	failing.heal()
+	failing.Heal()
 	s.ensureSession(t)
 	// Successes reset the circuit breakers' failure counts, so that the
 	// next round's calls reach the fakes again.
@@ -225,34 +199,34 @@ func (s *canaryScan) round(t *testing.T, failing *fakeBackend, code connect.Code
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, info := connect.NewClientContext(ctx)
 		m, err := c.do(ctx)
 		cancel()
-		s.scan(t, c.name+" (after)", m, err)
+		s.scan(t, c.name+" (after)", m, err, info)
 		if err != nil {
-			t.Fatalf("%s after healing %s: %v", c.name, failing.name, err)
+			t.Fatalf("%s after healing %s: %v", c.name, failing.Name, err)
 		}
 	}
 }
 
 // ensureSession signs alice in again if her session ended.
 func (s *canaryScan) ensureSession(t *testing.T) {
-	if _, err := s.b.getSession(); err != nil {
-		s.b.login("alice", "")
+	if _, err := s.b.GetSession(); err != nil {
+		s.b.Login(t, "alice", "")
 	}
 	s.scanRaw(t, "sign-in")
 }
 
 // scan checks the decoded answer or error and every raw response since the
 // last scan.
-func (s *canaryScan) scan(t *testing.T, what string, m proto.Message, err error) {
+func (s *canaryScan) scan(t *testing.T, what string, m proto.Message, err error, info *connect.CallInfo) {
 	t.Helper()
 	if err != nil {
-		ce := connectError(err)
-		if ce == nil {
+		if gt.ConnectError(err) == nil {
 			t.Errorf("%s: not a Connect error: %v", what, err)
 		}
-		if leak := findCanary(errorText(ce)); leak != "" {
-			t.Errorf("%s: error leaks %s: %s", what, leak, errorText(ce))
+		if text := gt.ErrorText(err, info); gt.FindCanary(text) != "" {
+			t.Errorf("%s: error leaks %s: %s", what, gt.FindCanary(text), text)
 		}
 	}
 	if m != nil {
@@ -260,7 +234,7 @@ func (s *canaryScan) scan(t *testing.T, what string, m proto.Message, err error)
 		if merr != nil {
 			t.Fatal(merr)
 		}
-		if leak := findCanary(string(raw)); leak != "" {
+		if leak := gt.FindCanary(string(raw)); leak != "" {
 			t.Errorf("%s: answer leaks %s", what, leak)
 		}
 	}
@@ -273,12 +247,12 @@ func (s *canaryScan) scan(t *testing.T, what string, m proto.Message, err error)
 // how many there were.
 func (s *canaryScan) scanRaw(t *testing.T, what string) int {
 	t.Helper()
-	all := s.seen.all()
+	all := s.seen.All()
 	fresh := all[s.scanned:]
 	s.scanned = len(all)
 	for _, r := range fresh {
-		if leak := findCanary(r.text); leak != "" {
-			t.Errorf("%s: %s: response leaks %s", what, r.what, leak)
+		if leak := gt.FindCanary(r.Text); leak != "" {
+			t.Errorf("%s: %s: response leaks %s", what, r.What, leak)
 		}
 	}
 	return len(fresh)
