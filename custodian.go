@@ -50,9 +50,9 @@ const providerTimeout = 10 * time.Second
 type Gateway struct {
 	logger        *slog.Logger
 	backendClient *http.Client
-	srv      *server.Server
-	sessions *session.Manager
-	backends map[string]*clients.Backend
+	srv           *server.Server
+	sessions      *session.Manager
+	backends      map[string]*clients.Backend
 }
 
 // New returns the gateway cfg describes. cfg must be valid: [config.Load]
