@@ -715,27 +715,31 @@ func TestAttackSuite(t *testing.T) {
 		}, expect{status: []int{http.StatusSeeOther}, contains: map[string]string{"Set-Cookie": gt.SessionCookie + "=;"}}},
 
 		// Sizes and nesting.
+		// Over a read limit: 413 where the protocol has a status, and
+		// invalid_argument, never what the rate limiter answers (429,
+		// resource_exhausted), which clients retry. More in
+		// attackSizesAndCaching.
 		{"Connect JSON body over max_body_bytes", main, func(t *testing.T) attackResult {
 			return main.connectJSON(updateProfile, `{"displayName":"`+strings.Repeat("a", 8*suiteMaxBody)+`"}`, "Cookie", aliceCookie)
-		}, expect{code: "resource_exhausted", noBackendCalls: true}},
+		}, expect{status: []int{http.StatusRequestEntityTooLarge}, code: "invalid_argument", noBackendCalls: true, absent: []string{"Retry-After"}}},
 		{"gRPC message over max_body_bytes", main, func(t *testing.T) attackResult {
 			body := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), strings.Repeat("a", 8*suiteMaxBody))
 			return main.grpc(updateProfile, envelope(0, body), "Cookie", aliceCookie)
-		}, expect{code: "resource_exhausted", noBackendCalls: true}},
+		}, expect{code: "invalid_argument", noBackendCalls: true}},
 		{"gzip bomb: 1 KiB that inflates to 4 MiB", main, func(t *testing.T) attackResult {
 			body := gzipped([]byte(`{"displayName":"` + strings.Repeat("a", 4<<20) + `"}`))
 			if len(body) > suiteMaxBody {
 				t.Fatalf("the bomb is %d bytes compressed", len(body))
 			}
 			return main.connectJSON(updateProfile, string(body), "Cookie", aliceCookie, "Content-Encoding", "gzip")
-		}, expect{code: "resource_exhausted", noBackendCalls: true}},
+		}, expect{status: []int{http.StatusRequestEntityTooLarge}, code: "invalid_argument", noBackendCalls: true}},
 		{"gRPC gzip bomb", main, func(t *testing.T) attackResult {
 			body := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), strings.Repeat("a", 4<<20))
 			return main.grpc(updateProfile, envelope(1, gzipped(body)), "Cookie", aliceCookie, "Grpc-Encoding", "gzip")
-		}, expect{code: "resource_exhausted", noBackendCalls: true}},
+		}, expect{code: "invalid_argument", noBackendCalls: true}},
 		{"/auth body over max_body_bytes", main, func(t *testing.T) attackResult {
 			return main.send(http.MethodPost, "/auth/backchannel-logout", []byte("logout_token="+strings.Repeat("a", 8*suiteMaxBody)), "Content-Type", "application/x-www-form-urlencoded")
-		}, expect{status: []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}}},
+		}, expect{status: []int{http.StatusRequestEntityTooLarge}}},
 		{"headers over max_header_bytes", main, func(t *testing.T) attackResult {
 			return main.send(http.MethodGet, "/healthz", nil, "X-Big", strings.Repeat("a", 4*suiteMaxHeader), "Cookie", aliceCookie)
 		}, expect{status: []int{http.StatusRequestHeaderFieldsTooLarge}}},
@@ -767,12 +771,12 @@ func TestAttackSuite(t *testing.T) {
 			b := envelope(0, []byte{0x08, 0x01})
 			binary.BigEndian.PutUint32(b[1:], 1<<30)
 			return main.grpc(getDashboard, b, "Cookie", aliceCookie)
-		}, expect{code: "resource_exhausted", noBackendCalls: true}},
+		}, expect{code: "invalid_argument", noBackendCalls: true}},
 		{"gRPC-Web envelope claiming 1 GB", main, func(t *testing.T) attackResult {
 			b := envelope(0, []byte{0x08, 0x01})
 			binary.BigEndian.PutUint32(b[1:], 1<<30)
 			return main.grpcWeb(getDashboard, b, "Cookie", aliceCookie)
-		}, expect{code: "resource_exhausted", noBackendCalls: true}},
+		}, expect{code: "invalid_argument", noBackendCalls: true}},
 		{"gRPC truncated envelope: 100 bytes promised, 2 sent", main, func(t *testing.T) attackResult {
 			b := envelope(0, []byte{0x08, 0x01})
 			binary.BigEndian.PutUint32(b[1:], 100)
@@ -817,13 +821,13 @@ func TestAttackSuite(t *testing.T) {
 		{"gRPC two messages to a unary method", main, func(t *testing.T) attackResult {
 			return main.grpc(getDashboard, append(envelope(0, nil), envelope(0, nil)...), "Cookie", aliceCookie)
 		}, expect{code: "unimplemented", noBackendCalls: true}},
-		// With both, Transfer-Encoding wins and Content-Length is dropped
-		// (RFC 9112 6.3): the body is the chunked "{}", which Content-Length
-		// 4 would have cut to the invalid "2\r\n{". It is served.
-		{"raw HTTP/1.1: Content-Length beside chunked is ignored", main, func(t *testing.T) attackResult {
+		// With both, a front proxy may frame by either (request smuggling):
+		// refused before any handler runs (RFC 9112 6.1). More in
+		// attackFraming.
+		{"raw HTTP/1.1: Content-Length beside chunked is refused", main, func(t *testing.T) attackResult {
 			return main.raw(t, "POST "+getDashboard+" HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nCookie: "+aliceCookie+
 				"\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
-		}, expect{status: []int{http.StatusOK}, code: "ok", backendCalls: true}},
+		}, expect{status: []int{http.StatusBadRequest}, noBackendCalls: true}},
 		{"raw HTTP/1.1: two Transfer-Encoding headers", main, func(t *testing.T) attackResult {
 			return main.raw(t, "POST "+getDashboard+" HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nCookie: "+aliceCookie+
 				"\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
@@ -1053,6 +1057,9 @@ func TestAttackSuite(t *testing.T) {
 			passed++
 		}
 	}
+	t.Run("oversized bodies and Cache-Control", func(t *testing.T) { attackSizesAndCaching(t, main, aliceCookie) })
+	t.Run("HTTP/1.1 framing", func(t *testing.T) { attackFraming(t, main, tlsTarget, pool, aliceCookie, ordersCalls) })
+
 	t.Logf("attack suite: %d attacks tried, %d refused as expected", len(cases), passed)
 	if passed != len(cases) {
 		t.Errorf("attack suite: %d of %d attacks were not refused as expected", len(cases)-passed, len(cases))
@@ -1089,4 +1096,104 @@ func (w expect) htmlPage() expect {
 		}
 	}
 	return w
+}
+
+// attackFraming sends requests whose length a front proxy could read
+// differently from the gateway (request smuggling), each hiding a
+// PlaceOrder for alice where a proxy could see a second request. Each gets
+// 400 with Connection: close before any handler runs, the connection
+// closes, and no order is placed. Well-framed requests still share a
+// keep-alive connection.
+func attackFraming(t *testing.T, main, tlsTarget *attackTarget, pool *x509.CertPool, cookie string, ordersCalls func() int64) {
+	order := `{"idempotencyKey":"smuggled-order-0001","lines":[{"productId":"p-0001","quantity":1}]}`
+	hidden := "POST " + placeOrder + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnect-Protocol-Version: 1\r\nCookie: " + cookie +
+		"\r\nContent-Length: " + strconv.Itoa(len(order)) + "\r\n\r\n" + order
+	head := func(version string) string {
+		return "POST " + getDashboard + " " + version + "\r\nHost: localhost\r\nContent-Type: application/json\r\nConnect-Protocol-Version: 1\r\nCookie: " + cookie + "\r\n"
+	}
+	h11 := head("HTTP/1.1")
+	cases := []struct {
+		name, request string
+		tg            *attackTarget
+	}{
+		{"Content-Length then Transfer-Encoding", h11 + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden, main},
+		{"Transfer-Encoding then Content-Length", h11 + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n" + hidden, main},
+		{"Transfer-Encoding:<TAB>chunked", h11 + "Transfer-Encoding:\tchunked\r\n\r\n0\r\n\r\n" + hidden, main},
+		{"Transfer-Encoding: chunked, identity", h11 + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + hidden, main},
+		{"Transfer-Encoding: xchunked", h11 + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + hidden, main},
+		{"Transfer-Encoding in HTTP/1.0", head("HTTP/1.0") + "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden, main},
+		{"Content-Length twice, equal", h11 + "Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}" + hidden, main},
+		{"Content-Length twice, different", h11 + "Content-Length: 2\r\nContent-Length: 50\r\n\r\n{}" + hidden, main},
+		{"obs-fold hiding Transfer-Encoding", h11 + "X-Foo: bar\r\n Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n{}" + hidden, main},
+		{"Content-Length then Transfer-Encoding over TLS", h11 + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden, tlsTarget},
+	}
+	// dial opens a raw connection to tg (HTTP/1.1 over TLS for the TLS
+	// target).
+	dial := func(t *testing.T, tg *attackTarget) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		u, _ := url.Parse(tg.base)
+		conn, err := tg.e.Dialer()(context.Background(), "tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Scheme == "https" {
+			conn = tls.Client(conn, &tls.Config{RootCAs: pool, ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+		}
+		t.Cleanup(func() { conn.Close() })
+		_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+		return conn, bufio.NewReader(conn)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			calls, orders := c.tg.calls(), ordersCalls()
+			conn, br := dial(t, c.tg)
+			if _, err := io.WriteString(conn, c.request); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("read response: %v", err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusBadRequest || !res.Close {
+				t.Errorf("status %d (close %v) %q, want 400 and Connection: close", res.StatusCode, res.Close, body)
+			}
+			if rest, err := io.ReadAll(br); len(rest) > 0 || err != nil {
+				t.Errorf("after the 400: %q, %v; want the connection closed", rest, err)
+			}
+			if got := c.tg.calls() - calls; got != 0 {
+				t.Errorf("the backends received %d calls", got)
+			}
+			if ordersCalls() != orders {
+				t.Error("the hidden order was placed")
+			}
+			c.tg.healthy(t)
+			if c.tg.alive != nil {
+				c.tg.alive(t)
+			}
+		})
+	}
+	t.Run("well framed: chunked, then Content-Length, on one connection", func(t *testing.T) {
+		conn, br := dial(t, main)
+		const getSessionBody = "{}"
+		for _, framing := range []string{
+			"Transfer-Encoding: chunked\r\n\r\n2\r\n" + getSessionBody + "\r\n0\r\n\r\n",
+			"Content-Length: 2\r\n\r\n" + getSessionBody,
+		} {
+			req := "POST " + getSession + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnect-Protocol-Version: 1\r\nCookie: " + cookie + "\r\n" + framing
+			if _, err := io.WriteString(conn, req); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || res.Close || !strings.Contains(string(body), `"alice"`) {
+				t.Fatalf("status %d (close %v) %q, want alice's session on an open connection", res.StatusCode, res.Close, body)
+			}
+		}
+	})
 }

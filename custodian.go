@@ -29,8 +29,11 @@ import (
 
 	"connectrpc.com/connect/v2"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/custodian-bff/custodian/aggregators/pagetoken"
 	"github.com/custodian-bff/custodian/clients"
+	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 	"github.com/custodian-bff/custodian/gen/go/custodian/v1/custodianv1connect"
 	"github.com/custodian-bff/custodian/internal/requestid"
 	"github.com/custodian-bff/custodian/internal/tracecontext"
@@ -53,6 +56,7 @@ type Gateway struct {
 	srv           *server.Server
 	sessions      *session.Manager
 	backends      map[string]*clients.Backend
+	pageTokens    *pagetoken.Sealer
 }
 
 // New returns the gateway cfg describes. cfg must be valid: [config.Load]
@@ -78,6 +82,10 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 	publicURL := strings.TrimRight(cfg.PublicURL, "/")
 
 	keys, err := keyring.New(cfg.Session.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("custodian: session keys: %w", err)
+	}
+	pageTokens, err := pagetoken.New(cfg.Session.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("custodian: session keys: %w", err)
 	}
@@ -120,6 +128,7 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		Guard:                  guard,
 		AppRedirectPath:        cfg.OIDC.AppRedirectPath,
 		PostLogoutRedirectPath: cfg.OIDC.PostLogoutRedirectPath,
+		LogoutIDTokenHint:      cfg.OIDC.LogoutIDTokenHint,
 	}, provider, sessions, keys, login.WithLogger(logger), login.WithClock(o.now))
 
 	backendClient := clients.NewHTTPClient()
@@ -146,13 +155,13 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		server.WithMiddleware(security.CORS(cfg.CORS.AllowedOrigins, int(cfg.CORS.MaxAge.Seconds()))),
 		server.WithMiddleware(newRateLimiter(cfg, logger).Middleware),
 		server.WithInterceptors(append([]connect.ServerInterceptor{
-			guard.Interceptor(), tracecontext.Server(o.tracer), sessions.Interceptor(),
+			guard.Interceptor(), tracecontext.Server(o.tracer, cfg.Server.TrustTraceContext), sessions.Interceptor(),
 		}, o.interceptors...)...),
 		server.WithHandler("/auth/", flow.Handler()),
 		server.WithService(server.Service{Register: func(s *connect.Server) {
 			custodianv1connect.RegisterSessionServiceHandler(s, session.NewService(publicURL+login.LogoutPath))
 			custodianv1connect.RegisterAuthServiceHandler(s, flow)
-		}}),
+		}, Files: []protoreflect.FileDescriptor{custodianv1.File_custodian_v1_errors_proto}}),
 	}
 	for _, r := range o.routes {
 		serverOpts = append(serverOpts, server.WithHandler(r.pattern, r.handler))
@@ -164,7 +173,7 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("custodian: %w", err)
 	}
-	return &Gateway{logger: logger, backendClient: backendClient, srv: srv, sessions: sessions, backends: backends}, nil
+	return &Gateway{logger: logger, backendClient: backendClient, srv: srv, sessions: sessions, backends: backends, pageTokens: pageTokens}, nil
 }
 
 // Mount serves the browser-facing services that register registers (with
@@ -201,6 +210,12 @@ func (g *Gateway) Services() []string { return g.srv.Services() }
 // adding the request id to every record logged with a request's context.
 // Give it to mounted services.
 func (g *Gateway) Logger() *slog.Logger { return g.logger }
+
+// PageTokens returns the gateway's sealer of backend page tokens, on keys
+// derived from its session keys (session.keys: the first seals, all open),
+// so every replica of the gateway opens the tokens any of them sealed.
+// Give it to mounted services that pass a backend's page token to browsers.
+func (g *Gateway) PageTokens() *pagetoken.Sealer { return g.pageTokens }
 
 // Sessions returns the session manager, for pages rendered by the gateway
 // itself and for tests.

@@ -223,8 +223,8 @@ func TestStorefrontBodyLimit(t *testing.T) {
 	e := gt.NewDemoEnv(t)
 	client := e.Browser(t).Products(gt.Connect)
 	_, err := client.ListProducts(context.Background(), &storefrontv1.ListProductsRequest{Category: strings.Repeat("k", 20<<10)})
-	if connect.CodeOf(err) != connect.CodeResourceExhausted {
-		t.Fatalf("20 KiB request: got %v, want resource_exhausted", err)
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "request is too large") {
+		t.Fatalf("20 KiB request: got %v, want invalid_argument: request is too large", err)
 	}
 	if n := e.World.Backends.Catalog.Calls(""); n != 0 {
 		t.Fatalf("catalog called %d times", n)

@@ -35,7 +35,10 @@ func MountStore(gw *custodian.Gateway) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	products := storefront.NewProductService(catalog, storefront.WithLogger(logger))
+	// The gateway's sealer, on its session keys, so the page tokens a
+	// browser gets work on every replica and after a restart.
+	opts := []storefront.Option{storefront.WithLogger(logger), storefront.WithPageTokens(gw.PageTokens())}
+	products := storefront.NewProductService(catalog, opts...)
 	if err := gw.Mount(func(s *connect.Server) {
 		storefrontv1connect.RegisterProductServiceHandler(s, products)
 	}, custodian.WithReadMaxBytes(storeBodyLimit)); err != nil {
@@ -53,7 +56,7 @@ func MountStore(gw *custodian.Gateway) error {
 		Orders:   orders,
 		Loyalty:  loyalty,
 		Catalog:  catalog,
-	}, storefront.WithLogger(logger))
+	}, opts...)
 	if err := gw.Mount(func(s *connect.Server) {
 		storefrontv1connect.RegisterAccountServiceHandler(s, account)
 	}, custodian.WithReadMaxBytes(storeBodyLimit)); err != nil {

@@ -23,7 +23,10 @@ type connectErrorer interface {
 // failed calls and makes sure only deliberate Connect errors reach the
 // client. Any other error (a wrapped backend error, a bug, a panic) becomes
 // CodeInternal with a fixed message, so its text stays in the log; a
-// backend's Connect error passed on as it came keeps only its code.
+// backend's Connect error passed on as it came keeps only its code. A
+// request over its read limit ends with errTooLarge, whatever the
+// interceptors and the handler made of it, and the HTTP edge (limitBodies)
+// answers it 413 where the protocol has a status of its own.
 func edgeInterceptor(logger *slog.Logger) connect.ServerInterceptor {
 	return func(next connect.ServerFunc) connect.ServerFunc {
 		return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) (err error) {
@@ -34,7 +37,12 @@ func edgeInterceptor(logger *slog.Logger) connect.ServerInterceptor {
 					err = connect.NewError(connect.CodeInternal, safeMessage)
 				}
 			}()
-			if err := next(ctx, spec, stream); err != nil {
+			limited := &limitedStream{ServerStream: stream}
+			if err := next(ctx, spec, limited); err != nil {
+				if limited.tooLarge != nil {
+					markTooLarge(ctx)
+					err = limited.tooLarge
+				}
 				return sanitize(ctx, logger, spec.Procedure, err)
 			}
 			return nil

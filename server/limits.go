@@ -17,7 +17,12 @@ type Limits struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds request headers (HTTP/1 and HTTP/2). Default 16 KiB.
 	MaxHeaderBytes int
-	// MaxBodyBytes bounds a request message or body. Default 1 MiB.
+	// MaxBodyBytes bounds a request message or body. Default 1 MiB. A
+	// request over it is a mistake no client should retry, never answered
+	// as rate-limited: HTTP 413 for Connect unary calls (with the Connect
+	// error invalid_argument) and plain routes (a short text), before any
+	// handler runs when Content-Length says so; invalid_argument with HTTP
+	// 200 for gRPC, gRPC-Web and Connect streams, bounded per message.
 	MaxBodyBytes int64
 	// MaxConcurrentStreams bounds HTTP/2 streams per connection. Default 100.
 	MaxConcurrentStreams int

@@ -51,11 +51,12 @@ func TestMaxBodyBytes(t *testing.T) {
 			if _, err := client.ListProducts(t.Context(), small); err != nil {
 				t.Fatalf("ListProducts with a %d-byte category: %v", len(small.Category), err)
 			}
-			// Over the limit: refused before the handler runs. (A gzipped
-			// request is bounded by its decompressed size.)
+			// Over the limit: refused before the handler runs, as a
+			// mistake no client retries. (A gzipped request is bounded by
+			// its decompressed size.)
 			big := &storefrontv1.ListProductsRequest{Category: strings.Repeat("k", 64<<10)}
 			_, err := client.ListProducts(t.Context(), big)
-			wantCode(t, err, connect.CodeResourceExhausted)
+			wantCode(t, err, connect.CodeInvalidArgument)
 			if got := h.Fake.listCalls.Load(); got != 1 {
 				t.Errorf("handler ran %d times, want 1 (only for the small request)", got)
 			}
@@ -180,7 +181,7 @@ func TestServiceMaxBodyBytes(t *testing.T) {
 			}
 			// Over the service's limit, under the server's.
 			_, err := client.ListProducts(t.Context(), &storefrontv1.ListProductsRequest{Category: strings.Repeat("k", 2*serviceLimit)})
-			wantCode(t, err, connect.CodeResourceExhausted)
+			wantCode(t, err, connect.CodeInvalidArgument)
 
 			// Health keeps the server's limit: a request of the same size
 			// is read, and answered for its unknown service.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"connectrpc.com/connect/v2"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Option configures a Server.
@@ -18,9 +19,13 @@ type Service struct {
 	// example with a generated RegisterXServiceHandler. New calls it once.
 	Register func(*connect.Server)
 	// MaxBodyBytes bounds each request message of these services more
-	// tightly than Limits.MaxBodyBytes. Zero, or a larger value, keeps the
+	// tightly than Limits.MaxBodyBytes, and a message over it is answered
+	// as one over the server's limit is. Zero, or a larger value, keeps the
 	// server's limit.
 	MaxBodyBytes int64
+	// Files are schema files that reflection describes besides those of
+	// the services, such as the error details the services send.
+	Files []protoreflect.FileDescriptor
 }
 
 type options struct {
@@ -68,7 +73,9 @@ func WithService(s Service) Option {
 }
 
 // WithHandler serves a plain HTTP route (an http.ServeMux pattern) on the same
-// listener, e.g. the login routes. May be given several times.
+// listener, e.g. the login routes. Its request bodies are bounded by
+// Limits.MaxBodyBytes: once a read goes over it, the route's answer,
+// whatever it is, is replaced by a 413. May be given several times.
 func WithHandler(pattern string, handler http.Handler) Option {
 	return optionFunc(func(o *options) { o.routes = append(o.routes, route{pattern, handler}) })
 }

@@ -40,6 +40,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	services []string
+	schema   *publicSchema // what reflection describes; Mount adds to it under mu
 }
 
 // New builds a Server. It fails when two services or routes collide.
@@ -61,11 +62,18 @@ func New(opts ...Option) (*Server, error) {
 	s.health = newHealth()
 	s.mux = newRouteMux()
 	// Health and reflection share the services' interceptors. Reflection
-	// describes the mounted services only, not every schema linked into the
+	// lists health and the mounted services, and describes only the files
+	// that declare them and their imports, not every schema linked into the
 	// binary.
 	builtin := connect.NewServer(s.interceptors...)
 	registerHealth(builtin, s.health)
-	grpcreflect.Register(builtin, grpcreflect.WithNamer(grpcreflect.NamerFunc(s.reflected)))
+	schema, err := newPublicSchema(slices.Collect(builtin.Specs())...)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.schema = schema
+	grpcreflect.Register(builtin, append(s.schema.reflectionOptions(),
+		grpcreflect.WithNamer(grpcreflect.NamerFunc(s.reflected)))...)
 	connecthttp.Mount(s.mux, builtin, s.mountOptions(0)...)
 	mux := s.mux
 	mux.HandleFunc("GET /healthz", s.health.serveLive)
@@ -80,7 +88,7 @@ func New(opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	var h http.Handler = mux
+	var h http.Handler = limitBodies(s.limits.MaxBodyBytes, mux)
 	for i := len(o.middleware) - 1; i >= 0; i-- {
 		h = o.middleware[i](h)
 	}
@@ -89,8 +97,10 @@ func New(opts ...Option) (*Server, error) {
 }
 
 // Mount serves svc behind every interceptor of the server; its services are
-// listed by reflection and the health service. It fails when a procedure is
-// already served. Mount before serving: it must not run concurrently with
+// listed by reflection and the health service, and reflection describes the
+// files that declare them and their imports. It fails when a procedure is
+// already served, or when its schema declares a name another served file
+// declares. Mount before serving: it must not run concurrently with
 // calls.
 func (s *Server) Mount(svc Service) (err error) {
 	rpc := connect.NewServer(s.interceptors...)
@@ -115,6 +125,12 @@ func (s *Server) Mount(svc Service) (err error) {
 			return fmt.Errorf("server: service %s is already mounted", name)
 		}
 	}
+	// Reflection describes the service's files and their imports once it
+	// is mounted.
+	schema, err := s.schema.load().with(slices.Collect(rpc.Specs()), svc.Files...)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	// Mount on a list first: the service's routes are added all together
 	// or, when one conflicts, not at all.
 	var routes routeList
@@ -122,6 +138,7 @@ func (s *Server) Mount(svc Service) (err error) {
 	if err := s.mux.add(routes); err != nil {
 		return err
 	}
+	s.schema.store(schema)
 	s.services = append(s.services, names...)
 	s.health.add(names...)
 	return nil
@@ -187,16 +204,18 @@ func (s *Server) Handler() http.Handler {
 // /readyz answers 503, new connections are refused, and in-flight calls get
 // Limits.ShutdownTimeout to finish before the remaining connections close.
 // It returns nil after a clean drain.
+//
+// Every HTTP/1.x request is inspected before it is served: one whose length
+// a front proxy could read differently (request smuggling) gets 400 and its
+// connection is closed, before any handler runs (see framing.go).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := s.httpServer()
+	ln, err := s.listener(ln, srv)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	errc := make(chan error, 1)
-	go func() {
-		if s.certFile != "" {
-			errc <- srv.ServeTLS(ln, s.certFile, s.keyFile)
-			return
-		}
-		errc <- srv.Serve(ln)
-	}()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server: %w", err)
@@ -217,13 +236,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// httpServer returns the http.Server Serve runs, with every limit of HTTP/2
+// stated (framing.go lists what Go bounds by itself). Serve's listener
+// terminates TLS; TLSConfig names h2 so that net/http serves HTTP/2 on the
+// connections that negotiated it.
 func (s *Server) httpServer() *http.Server {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(true)
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.certFile == "" {
 		protocols.SetUnencryptedHTTP2(true) // gRPC without TLS needs h2c.
+	} else {
+		tlsConfig.NextProtos = []string{"h2", "http/1.1"}
 	}
+	logger := s.logger
 	return &http.Server{
 		Handler:           s.handler,
 		Protocols:         protocols,
@@ -233,10 +260,21 @@ func (s *Server) httpServer() *http.Server {
 		IdleTimeout:       s.limits.IdleTimeout,
 		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
 		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams:      s.limits.MaxConcurrentStreams,
-			MaxReceiveBufferPerStream: 1 << 20,
+			MaxConcurrentStreams:          s.limits.MaxConcurrentStreams,
+			MaxDecoderHeaderTableSize:     h2HeaderTableSize,
+			MaxEncoderHeaderTableSize:     h2HeaderTableSize,
+			MaxReadFrameSize:              h2MaxReadFrameSize,
+			MaxReceiveBufferPerConnection: h2MaxReceiveBufferPerConnection,
+			MaxReceiveBufferPerStream:     h2MaxReceiveBufferPerStream,
+			SendPingTimeout:               h2SendPingTimeout,
+			PingTimeout:                   h2PingTimeout,
+			WriteByteTimeout:              h2WriteByteTimeout,
+			CountError: func(errType string) {
+				logger.LogAttrs(context.Background(), slog.LevelDebug, "HTTP/2 protocol error", slog.String("type", errType))
+			},
 		},
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12},
+		ConnState: framingConnState,
+		TLSConfig: tlsConfig,
 		ErrorLog:  slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
 }

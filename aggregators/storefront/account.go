@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect/v2"
 
 	"github.com/custodian-bff/custodian/aggregators/fanout"
+	"github.com/custodian-bff/custodian/aggregators/pagetoken"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	loyaltyv1 "github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1/loyaltyv1connect"
@@ -39,6 +40,7 @@ type AccountService struct {
 	logger          *slog.Logger
 	imageBase       string
 	optionalTimeout time.Duration
+	pageTokens      *pagetoken.Sealer
 }
 
 var _ storefrontv1connect.AccountServiceHandler = (*AccountService)(nil)
@@ -46,7 +48,7 @@ var _ storefrontv1connect.AccountServiceHandler = (*AccountService)(nil)
 // NewAccountService returns an AccountService on b.
 func NewAccountService(b Backends, opts ...Option) *AccountService {
 	o := newOptions(opts)
-	return &AccountService{b: b, logger: o.logger, imageBase: o.imageBase, optionalTimeout: o.optionalTimeout}
+	return &AccountService{b: b, logger: o.logger, imageBase: o.imageBase, optionalTimeout: o.optionalTimeout, pageTokens: o.pageTokens}
 }
 
 // Section labels of the parts; the backend that serves each, for errors.
@@ -183,16 +185,28 @@ func (s *AccountService) GetDashboard(ctx context.Context, req *storefrontv1.Get
 			out.RecentOrders = append(out.RecentOrders, publicOrder(o, byID, s.imageBase))
 		}
 	}
-	return privateResponse(ctx, out), nil
+	return out, nil
 }
 
+// ordersPurpose is what an orders page token is sealed for: the orders
+// backend's listing, in the session that received it.
+const ordersPurpose = ordersv1connect.OrderServiceListOrdersProcedure
+
 // ListOrders returns a page of the customer's orders with product details.
+// Its page tokens are sealed (see [WithPageTokens]) and bound to the
+// session.
 func (s *AccountService) ListOrders(ctx context.Context, req *storefrontv1.ListOrdersRequest) (*storefrontv1.ListOrdersResponse, error) {
 	if _, err := session.Require(ctx); err != nil {
 		return nil, err
 	}
 	var invalid fanout.FieldErrors
-	checkPaging(&invalid, req.GetPageSize(), maxOrderPage, req.GetPageToken())
+	checkPageSize(&invalid, req.GetPageSize(), maxOrderPage)
+	// The token is bound to this session: another session's, or one
+	// sealed for another listing, never reaches the orders backend.
+	pageToken, err := s.pageTokens.OpenForSession(ctx, ordersPurpose, req.GetPageToken())
+	if err != nil {
+		invalid.Add("page_token", pageTokenRefused)
+	}
 	if err := invalid.Err(); err != nil {
 		return nil, err
 	}
@@ -202,7 +216,7 @@ func (s *AccountService) ListOrders(ctx context.Context, req *storefrontv1.ListO
 	}
 	f := s.fanOut(ctx)
 	page := fanout.Go(f.Group, f.part(storefrontv1.Section_SECTION_ORDERS, true), func(ctx context.Context) (*ordersv1.ListOrdersResponse, error) {
-		res, err := s.b.Orders.ListOrders(ctx, &ordersv1.ListOrdersRequest{PageSize: size, PageToken: req.GetPageToken()})
+		res, err := s.b.Orders.ListOrders(ctx, &ordersv1.ListOrdersRequest{PageSize: size, PageToken: pageToken})
 		if err != nil {
 			return nil, f.watch(err)
 		}
@@ -214,18 +228,22 @@ func (s *AccountService) ListOrders(ctx context.Context, req *storefrontv1.ListO
 	if err := f.wait(ctx); err != nil {
 		if f.invalid {
 			// Only the page token can still be refused: the rest was checked.
-			invalid.Add("page_token", "is not a token from a previous answer")
+			invalid.Add("page_token", pageTokenRefused)
 			return nil, invalid.Err()
 		}
 		return nil, err
 	}
 	res, _ := page.Value()
 	byID, _ := products.Value()
-	out := &storefrontv1.ListOrdersResponse{NextPageToken: res.GetNextPageToken(), MissingSections: f.Missing()}
+	next, err := s.pageTokens.SealForSession(ctx, ordersPurpose, res.GetNextPageToken())
+	if err != nil {
+		return nil, fanout.BackendError(ctx, s.logger, "orders", err)
+	}
+	out := &storefrontv1.ListOrdersResponse{NextPageToken: next, MissingSections: f.Missing()}
 	for _, o := range res.GetOrders() {
 		out.Orders = append(out.Orders, publicOrder(o, byID, s.imageBase))
 	}
-	return privateResponse(ctx, out), nil
+	return out, nil
 }
 
 // GetOrder returns one of the customer's orders with product details.
@@ -254,7 +272,7 @@ func (s *AccountService) GetOrder(ctx context.Context, req *storefrontv1.GetOrde
 	}
 	o, _ := order.Value()
 	byID, _ := products.Value()
-	return privateResponse(ctx, &storefrontv1.GetOrderResponse{Order: publicOrder(o, byID, s.imageBase), MissingSections: f.Missing()}), nil
+	return &storefrontv1.GetOrderResponse{Order: publicOrder(o, byID, s.imageBase), MissingSections: f.Missing()}, nil
 }
 
 // PlaceOrder places an order; the idempotency key goes to the orders
@@ -291,7 +309,7 @@ func (s *AccountService) PlaceOrder(ctx context.Context, req *storefrontv1.Place
 	}
 	o, _ := order.Value()
 	byID, _ := products.Value()
-	return privateResponse(ctx, &storefrontv1.PlaceOrderResponse{Order: publicOrder(o, byID, s.imageBase)}), nil
+	return &storefrontv1.PlaceOrderResponse{Order: publicOrder(o, byID, s.imageBase)}, nil
 }
 
 // UpdateProfile changes the customer's display name, locale and marketing
@@ -311,14 +329,5 @@ func (s *AccountService) UpdateProfile(ctx context.Context, req *storefrontv1.Up
 	if err != nil {
 		return nil, fanout.BackendError(ctx, s.logger, "profiles", err)
 	}
-	return privateResponse(ctx, &storefrontv1.UpdateProfileResponse{Profile: publicProfile(res.GetProfile())}), nil
-}
-
-// privateResponse marks the answer of ctx's call as a user's data, which no
-// shared cache may keep, and returns msg.
-func privateResponse[T any](ctx context.Context, msg *T) *T {
-	if info, ok := connect.CallInfoForServerContext(ctx); ok {
-		info.ResponseHeader().Set("Cache-Control", "private, no-store")
-	}
-	return msg
+	return &storefrontv1.UpdateProfileResponse{Profile: publicProfile(res.GetProfile())}, nil
 }

@@ -102,6 +102,11 @@ func (c *Catalog) lookup(ctx context.Context, ids []string) (map[string]*catalog
 	slices.Sort(missing)
 	for chunk := range slices.Chunk(missing, maxBatch) {
 		res, _, err := c.batches.Do(ctx, strings.Join(chunk, "\x00"), func(ctx context.Context) (*catalogv1.BatchGetProductsResponse, error) {
+			// A batch for these ids may have finished between the cache
+			// check above and this call: then the cache has them all.
+			if cached, ok := c.cached(chunk); ok {
+				return cached, nil
+			}
 			res, err := c.client.BatchGetProducts(ctx, &catalogv1.BatchGetProductsRequest{ProductIds: chunk})
 			if err != nil {
 				return nil, err
@@ -119,6 +124,19 @@ func (c *Catalog) lookup(ctx context.Context, ids []string) (map[string]*catalog
 		}
 	}
 	return found, nil
+}
+
+// cached returns the products with ids when the cache holds every one.
+func (c *Catalog) cached(ids []string) (*catalogv1.BatchGetProductsResponse, bool) {
+	res := &catalogv1.BatchGetProductsResponse{Products: make([]*catalogv1.Product, 0, len(ids))}
+	for _, id := range ids {
+		p, ok := c.products.Get(id)
+		if !ok {
+			return nil, false
+		}
+		res.Products = append(res.Products, p)
+	}
+	return res, true
 }
 
 // maxBatch is the most ids the catalog takes in one batch call.

@@ -605,6 +605,7 @@ func TestOutboundHeaders(t *testing.T) {
 				t.Fatal("no X-Request-Id on the browser's response")
 			}
 			cookie := b.Cookie(gt.SessionCookie)
+			var gatewayTrace string
 			for _, f := range fakes.All() {
 				reqs := f.Requests()
 				if len(reqs) == 0 {
@@ -619,9 +620,15 @@ func TestOutboundHeaders(t *testing.T) {
 					if got := h.Get("X-Request-Id"); got != requestID {
 						t.Errorf("%s: X-Request-Id %q, want the browser's %q", what, got, requestID)
 					}
+					// The gateway starts its own trace (server.trust_trace_context
+					// is off): one trace for the whole call, not the browser's.
 					parts := strings.Split(h.Get("Traceparent"), "-")
-					if len(parts) != 4 || parts[0] != "00" || parts[1] != traceID || len(parts[2]) != 16 || parts[2] == spanID {
-						t.Errorf("%s: traceparent %q, want trace %s with a span id other than %s", what, h.Get("Traceparent"), traceID, spanID)
+					if len(parts) != 4 || parts[0] != "00" || len(parts[1]) != 32 || parts[1] == traceID || len(parts[2]) != 16 || parts[2] == spanID {
+						t.Errorf("%s: traceparent %q, want a trace of the gateway's own, not %s", what, h.Get("Traceparent"), traceID)
+					} else if gatewayTrace == "" {
+						gatewayTrace = parts[1]
+					} else if parts[1] != gatewayTrace {
+						t.Errorf("%s: trace %s, want the call's one trace %s", what, parts[1], gatewayTrace)
 					}
 					if h.Get("Connect-Timeout-Ms") == "" && h.Get("Grpc-Timeout") == "" {
 						t.Errorf("%s: no timeout header in %v", what, h)
@@ -715,39 +722,38 @@ func TestValidation(t *testing.T) {
 		name  string
 		call  call
 		field string
-		// backendCalls is how many backend calls the case makes: a
-		// well-formed but forged page token only the backend can refuse.
-		backendCalls int64
 	}{
-		{"dashboard: negative order count", dashboard(-1), "recent_order_count", 0},
-		{"dashboard: 21 orders", dashboard(21), "recent_order_count", 0},
-		{"ListOrders: negative page size", listOrders(&storefrontv1.ListOrdersRequest{PageSize: -1}), "page_size", 0},
-		{"ListOrders: page size 51", listOrders(&storefrontv1.ListOrdersRequest{PageSize: 51}), "page_size", 0},
-		{"ListOrders: overlong page token", listOrders(&storefrontv1.ListOrdersRequest{PageToken: long}), "page_token", 0},
-		{"ListOrders: forged page token", listOrders(&storefrontv1.ListOrdersRequest{PageToken: "Zm9yZ2VkLXRva2Vu"}), "page_token", 1},
-		{"GetOrder: empty id", getOrder(""), "order_id", 0},
-		{"GetOrder: path in id", getOrder("../o-1001"), "order_id", 0},
-		{"GetOrder: 65-character id", getOrder(strings.Repeat("o", 65)), "order_id", 0},
-		{"PlaceOrder: short idempotency key", placeOrder("short", line("p-0001", 1)), "idempotency_key", 0},
-		{"PlaceOrder: idempotency key with a space", placeOrder("key with space", line("p-0001", 1)), "idempotency_key", 0},
-		{"PlaceOrder: no lines", placeOrder(key), "lines", 0},
-		{"PlaceOrder: 21 lines", placeOrder(key, lines(21)...), "lines", 0},
-		{"PlaceOrder: duplicate product", placeOrder(key, line("p-0001", 1), line("p-0001", 2)), "lines[1].product_id", 0},
-		{"PlaceOrder: quantity 0", placeOrder(key, line("p-0001", 0)), "lines[0].quantity", 0},
-		{"PlaceOrder: quantity 100", placeOrder(key, line("p-0001", 1), line("p-0002", 100)), "lines[1].quantity", 0},
-		{"PlaceOrder: bad product id", placeOrder(key, line("p-0001", 1), line("p 2;", 1)), "lines[1].product_id", 0},
-		{"UpdateProfile: empty name", updateProfile("", ""), "display_name", 0},
-		{"UpdateProfile: blank name", updateProfile("   ", ""), "display_name", 0},
-		{"UpdateProfile: 65-character name", updateProfile(strings.Repeat("é", 65), ""), "display_name", 0},
-		{"UpdateProfile: control character", updateProfile("Alice\u0007", ""), "display_name", 0},
-		{"UpdateProfile: line separator", updateProfile("Alice\u2028Martin", ""), "display_name", 0},
-		{"UpdateProfile: bad locale", updateProfile("Alice", "english!"), "locale", 0},
-		{"UpdateProfile: one-letter locale", updateProfile("Alice", "e"), "locale", 0},
-		{"ListProducts: page size 101", listProducts(&storefrontv1.ListProductsRequest{PageSize: 101}), "page_size", 0},
-		{"ListProducts: bad category", listProducts(&storefrontv1.ListProductsRequest{Category: "../x"}), "category", 0},
-		{"ListProducts: overlong page token", listProducts(&storefrontv1.ListProductsRequest{PageToken: long}), "page_token", 0},
-		{"GetProduct: empty id", getProduct(""), "product_id", 0},
-		{"GetProduct: path in id", getProduct("../../etc/passwd"), "product_id", 0},
+		{"dashboard: negative order count", dashboard(-1), "recent_order_count"},
+		{"dashboard: 21 orders", dashboard(21), "recent_order_count"},
+		{"ListOrders: negative page size", listOrders(&storefrontv1.ListOrdersRequest{PageSize: -1}), "page_size"},
+		{"ListOrders: page size 51", listOrders(&storefrontv1.ListOrdersRequest{PageSize: 51}), "page_size"},
+		{"ListOrders: overlong page token", listOrders(&storefrontv1.ListOrdersRequest{PageToken: long}), "page_token"},
+		{"ListOrders: forged page token", listOrders(&storefrontv1.ListOrdersRequest{PageToken: "Zm9yZ2VkLXRva2Vu"}), "page_token"},
+		{"ListOrders: the backend's own page token", listOrders(&storefrontv1.ListOrdersRequest{PageToken: "b3JkZXJzAGFsaWNlADc"}), "page_token"},
+		{"GetOrder: empty id", getOrder(""), "order_id"},
+		{"GetOrder: path in id", getOrder("../o-1001"), "order_id"},
+		{"GetOrder: 65-character id", getOrder(strings.Repeat("o", 65)), "order_id"},
+		{"PlaceOrder: short idempotency key", placeOrder("short", line("p-0001", 1)), "idempotency_key"},
+		{"PlaceOrder: idempotency key with a space", placeOrder("key with space", line("p-0001", 1)), "idempotency_key"},
+		{"PlaceOrder: no lines", placeOrder(key), "lines"},
+		{"PlaceOrder: 21 lines", placeOrder(key, lines(21)...), "lines"},
+		{"PlaceOrder: duplicate product", placeOrder(key, line("p-0001", 1), line("p-0001", 2)), "lines[1].product_id"},
+		{"PlaceOrder: quantity 0", placeOrder(key, line("p-0001", 0)), "lines[0].quantity"},
+		{"PlaceOrder: quantity 100", placeOrder(key, line("p-0001", 1), line("p-0002", 100)), "lines[1].quantity"},
+		{"PlaceOrder: bad product id", placeOrder(key, line("p-0001", 1), line("p 2;", 1)), "lines[1].product_id"},
+		{"UpdateProfile: empty name", updateProfile("", ""), "display_name"},
+		{"UpdateProfile: blank name", updateProfile("   ", ""), "display_name"},
+		{"UpdateProfile: 65-character name", updateProfile(strings.Repeat("é", 65), ""), "display_name"},
+		{"UpdateProfile: control character", updateProfile("Alice\u0007", ""), "display_name"},
+		{"UpdateProfile: line separator", updateProfile("Alice\u2028Martin", ""), "display_name"},
+		{"UpdateProfile: bad locale", updateProfile("Alice", "english!"), "locale"},
+		{"UpdateProfile: one-letter locale", updateProfile("Alice", "e"), "locale"},
+		{"ListProducts: page size 101", listProducts(&storefrontv1.ListProductsRequest{PageSize: 101}), "page_size"},
+		{"ListProducts: bad category", listProducts(&storefrontv1.ListProductsRequest{Category: "../x"}), "category"},
+		{"ListProducts: overlong page token", listProducts(&storefrontv1.ListProductsRequest{PageToken: long}), "page_token"},
+		{"ListProducts: the backend's own page token", listProducts(&storefrontv1.ListProductsRequest{PageToken: "cHJvZHVjdHMAADIw"}), "page_token"},
+		{"GetProduct: empty id", getProduct(""), "product_id"},
+		{"GetProduct: path in id", getProduct("../../etc/passwd"), "product_id"},
 	}
 	backendCalls := func() int64 {
 		var n int64
@@ -768,8 +774,8 @@ func TestValidation(t *testing.T) {
 				if fields := gt.BadRequestFields(err); !slices.Contains(fields, c.field) {
 					t.Errorf("%s: BadRequest fields %q, want %q", p.Name, fields, c.field)
 				}
-				if got := backendCalls() - before; got != c.backendCalls {
-					t.Errorf("%s: %d backend calls, want %d", p.Name, got, c.backendCalls)
+				if got := backendCalls() - before; got != 0 {
+					t.Errorf("%s: %d backend calls, want none", p.Name, got)
 				}
 			}
 		})

@@ -7,7 +7,9 @@ import (
 	"connectrpc.com/connect/v2"
 
 	"github.com/custodian-bff/custodian/aggregators/fanout"
+	"github.com/custodian-bff/custodian/aggregators/pagetoken"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
+	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
 )
@@ -22,9 +24,10 @@ const (
 // the gateway's own token, so anonymous callers are served, from the shared
 // cache where possible.
 type ProductService struct {
-	catalog   *Catalog
-	logger    *slog.Logger
-	imageBase string
+	catalog    *Catalog
+	logger     *slog.Logger
+	imageBase  string
+	pageTokens *pagetoken.Sealer
 }
 
 var _ storefrontv1connect.ProductServiceHandler = (*ProductService)(nil)
@@ -32,15 +35,28 @@ var _ storefrontv1connect.ProductServiceHandler = (*ProductService)(nil)
 // NewProductService returns a ProductService backed by catalog.
 func NewProductService(catalog *Catalog, opts ...Option) *ProductService {
 	o := newOptions(opts)
-	return &ProductService{catalog: catalog, logger: o.logger, imageBase: o.imageBase}
+	return &ProductService{catalog: catalog, logger: o.logger, imageBase: o.imageBase, pageTokens: o.pageTokens}
+}
+
+// productsPurpose is what a products page token is sealed for: the
+// catalog's listing of one category. The catalog is public, so the token
+// is not bound to a session; a token of one category is refused for
+// another before the catalog is called.
+func productsPurpose(category string) string {
+	return catalogv1connect.CatalogServiceListProductsProcedure + "?category=" + category
 }
 
 // ListProducts returns a page of products, optionally of one category.
 func (s *ProductService) ListProducts(ctx context.Context, req *storefrontv1.ListProductsRequest) (*storefrontv1.ListProductsResponse, error) {
 	var invalid fanout.FieldErrors
-	checkPaging(&invalid, req.GetPageSize(), maxProductPageSize, req.GetPageToken())
-	if c := req.GetCategory(); len(c) > maxCategoryLength || (c != "" && !isID(c)) {
+	checkPageSize(&invalid, req.GetPageSize(), maxProductPageSize)
+	category := req.GetCategory()
+	if len(category) > maxCategoryLength || (category != "" && !isID(category)) {
 		invalid.Add("category", "must be a category name")
+	}
+	pageToken, err := s.pageTokens.OpenPublic(productsPurpose(category), req.GetPageToken())
+	if err != nil {
+		invalid.Add("page_token", pageTokenRefused)
 	}
 	if err := invalid.Err(); err != nil {
 		return nil, err
@@ -51,20 +67,24 @@ func (s *ProductService) ListProducts(ctx context.Context, req *storefrontv1.Lis
 	}
 	res, err := s.catalog.list(ctx, &catalogv1.ListProductsRequest{
 		PageSize:  size,
-		PageToken: req.GetPageToken(),
-		Category:  req.GetCategory(),
+		PageToken: pageToken,
+		Category:  category,
 	})
 	if err != nil {
 		if connect.CodeOf(err) == connect.CodeInvalidArgument {
 			// Only the page token can still be refused: the rest was checked above.
-			invalid.Add("page_token", "is not a token from a previous answer")
+			invalid.Add("page_token", pageTokenRefused)
 			return nil, invalid.Err()
 		}
 		return nil, fanout.BackendError(ctx, s.logger, "catalog", err)
 	}
+	next, err := s.pageTokens.SealPublic(productsPurpose(category), res.GetNextPageToken())
+	if err != nil {
+		return nil, fanout.BackendError(ctx, s.logger, "catalog", err)
+	}
 	out := &storefrontv1.ListProductsResponse{
 		Products:      make([]*storefrontv1.Product, 0, len(res.GetProducts())),
-		NextPageToken: res.GetNextPageToken(),
+		NextPageToken: next,
 	}
 	for _, p := range res.GetProducts() {
 		out.Products = append(out.Products, publicProduct(p, s.imageBase))

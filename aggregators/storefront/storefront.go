@@ -5,9 +5,13 @@
 package storefront
 
 import (
+	"crypto/rand"
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/custodian-bff/custodian/aggregators/pagetoken"
+	"github.com/custodian-bff/custodian/server/keyring"
 )
 
 // Option configures the storefront services.
@@ -19,6 +23,7 @@ type options struct {
 	logger          *slog.Logger
 	imageBase       string
 	optionalTimeout time.Duration
+	pageTokens      *pagetoken.Sealer
 }
 
 type optionFunc func(*options)
@@ -44,10 +49,32 @@ func WithOptionalTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.optionalTimeout = d })
 }
 
+// WithPageTokens sets the sealer of the page tokens the services hand to
+// browsers in place of the backends' own; give the gateway's
+// (custodian's Gateway.PageTokens), so that its replicas and restarts
+// accept them. Default: a sealer on a random key of the service's own, so
+// tokens are sealed all the same but last only as long as the process.
+func WithPageTokens(sealer *pagetoken.Sealer) Option {
+	return optionFunc(func(o *options) { o.pageTokens = sealer })
+}
+
 func newOptions(opts []Option) options {
 	o := options{logger: slog.New(slog.DiscardHandler), imageBase: "https://images.acme.example", optionalTimeout: time.Second}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
+	if o.pageTokens == nil {
+		o.pageTokens = ownSealer()
+	}
 	return o
+}
+
+// ownSealer returns a page-token sealer on a new random key.
+func ownSealer() *pagetoken.Sealer {
+	key := make([]byte, keyring.KeySize)
+	// crypto/rand.Read never fails on supported platforms, and New fails
+	// only for keys of the wrong size.
+	_, _ = rand.Read(key)
+	sealer, _ := pagetoken.New([][]byte{key})
+	return sealer
 }

@@ -113,24 +113,3 @@ func TestProductServiceOverHTTP(t *testing.T) {
 		t.Errorf("detail %v, %v; want a BadRequest naming product_id", v, derr)
 	}
 }
-
-// privateProducts answers GetProduct with privateResponse.
-type privateProducts struct{ *ProductService }
-
-func (privateProducts) GetProduct(ctx context.Context, _ *storefrontv1.GetProductRequest) (*storefrontv1.GetProductResponse, error) {
-	return privateResponse(ctx, &storefrontv1.GetProductResponse{}), nil
-}
-
-func TestPrivateResponseIsNotCached(t *testing.T) {
-	t.Parallel()
-	server := connect.NewServer()
-	storefrontv1connect.RegisterProductServiceHandler(server, privateProducts{})
-	client := storefrontv1connect.NewProductServiceClient(serveHTTP(t, server))
-	ctx, info := connect.NewClientContext(t.Context())
-	if _, err := client.GetProduct(ctx, &storefrontv1.GetProductRequest{ProductId: "p-1"}); err != nil {
-		t.Fatal(err)
-	}
-	if got := info.ResponseHeader().Get("Cache-Control"); got != "private, no-store" {
-		t.Errorf("Cache-Control %q, want private, no-store", got)
-	}
-}

@@ -10,8 +10,10 @@ import (
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 )
 
-// maxPageToken bounds the opaque page tokens clients echo back to us.
-const maxPageToken = 512
+// pageTokenRefused is the field violation of a page token the service
+// will not take: not sealed by it (see [WithPageTokens]) for this listing,
+// this query and, for a user's data, this session.
+const pageTokenRefused = "is not a token from a previous answer"
 
 // isID reports whether s is 1..64 characters of [A-Za-z0-9_-], the shape of
 // every id and key the store hands out.
@@ -27,13 +29,11 @@ func isID(s string) bool {
 	return true
 }
 
-// checkPaging validates a page size against its maximum and a page token.
-func checkPaging(f *fanout.FieldErrors, pageSize, maxSize int32, pageToken string) {
+// checkPageSize validates a page size against its maximum. Page tokens are
+// checked by opening them (see [WithPageTokens]).
+func checkPageSize(f *fanout.FieldErrors, pageSize, maxSize int32) {
 	if pageSize < 0 || pageSize > maxSize {
 		f.Add("page_size", "must be between 0 and "+strconv.Itoa(int(maxSize)))
-	}
-	if len(pageToken) > maxPageToken || !utf8.ValidString(pageToken) {
-		f.Add("page_token", "is not a token from a previous answer")
 	}
 }
 

@@ -219,15 +219,16 @@ func TestEndSession(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		// params builds the query from the ID token and the env.
-		params       func(e *testEnv, idToken string) url.Values
+		// params builds the query from the env and alice's sign-in: its
+		// ID token and sid.
+		params       func(e *testEnv, idToken, sid string) url.Values
 		wantStatus   int
 		wantLocation func(e *testEnv) string // "" for no redirect
 		wantEnded    bool
 	}{
 		{
 			name: "registered URI with state",
-			params: func(e *testEnv, idToken string) url.Values {
+			params: func(e *testEnv, idToken, _ string) url.Values {
 				return url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}, "state": {"s-123"}}
 			},
 			wantStatus:   http.StatusSeeOther,
@@ -236,7 +237,7 @@ func TestEndSession(t *testing.T) {
 		},
 		{
 			name: "registered URI with client_id",
-			params: func(e *testEnv, idToken string) url.Values {
+			params: func(e *testEnv, idToken, _ string) url.Values {
 				return url.Values{"id_token_hint": {idToken}, "client_id": {testClientID}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
 			},
 			wantStatus:   http.StatusSeeOther,
@@ -245,28 +246,28 @@ func TestEndSession(t *testing.T) {
 		},
 		{
 			name: "unregistered URI",
-			params: func(e *testEnv, idToken string) url.Values {
+			params: func(e *testEnv, idToken, _ string) url.Values {
 				return url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {"https://evil.example/"}, "state": {"s-123"}}
 			},
 			wantStatus: http.StatusBadRequest,
 		},
 		{
 			name: "redirect URI registered as login redirect only",
-			params: func(e *testEnv, idToken string) url.Values {
+			params: func(e *testEnv, idToken, _ string) url.Values {
 				return url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {e.redirect}}
 			},
 			wantStatus: http.StatusBadRequest,
 		},
 		{
 			name: "redirect URI without hint or client",
-			params: func(e *testEnv, _ string) url.Values {
+			params: func(e *testEnv, _, _ string) url.Values {
 				return url.Values{"post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
 			},
 			wantStatus: http.StatusBadRequest,
 		},
 		{
 			name: "no redirect URI",
-			params: func(_ *testEnv, idToken string) url.Values {
+			params: func(_ *testEnv, idToken, _ string) url.Values {
 				return url.Values{"id_token_hint": {idToken}}
 			},
 			wantStatus: http.StatusOK,
@@ -274,15 +275,95 @@ func TestEndSession(t *testing.T) {
 		},
 		{
 			name: "tampered hint",
-			params: func(e *testEnv, idToken string) url.Values {
+			params: func(e *testEnv, idToken, _ string) url.Values {
 				return url.Values{"id_token_hint": {idToken[:len(idToken)-4] + "AAAA"}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
 			},
 			wantStatus: http.StatusBadRequest,
 		},
 		{
 			name: "hint for another client",
-			params: func(e *testEnv, idToken string) url.Values {
+			params: func(e *testEnv, idToken, _ string) url.Values {
 				return url.Values{"id_token_hint": {idToken}, "client_id": {"other"}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
+			},
+			wantStatus: http.StatusBadRequest,
+		},
+		// Without an id_token_hint (OpenID Connect RP-Initiated Logout
+		// 1.0 §2: client_id with post_logout_redirect_uri), logout_hint
+		// names the session by its sid.
+		{
+			name: "logout_hint with client_id",
+			params: func(e *testEnv, _, sid string) url.Values {
+				return url.Values{"client_id": {testClientID}, "logout_hint": {sid}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}, "state": {"s-9"}}
+			},
+			wantStatus:   http.StatusSeeOther,
+			wantLocation: func(e *testEnv) string { return e.client.PostLogoutRedirectURIs[0] + "?state=s-9" },
+			wantEnded:    true,
+		},
+		{
+			name: "logout_hint with client_id, no redirect URI",
+			params: func(_ *testEnv, _, sid string) url.Values {
+				return url.Values{"client_id": {testClientID}, "logout_hint": {sid}}
+			},
+			wantStatus: http.StatusOK,
+			wantEnded:  true,
+		},
+		{
+			name: "client_id without a hint",
+			params: func(e *testEnv, _, _ string) url.Values {
+				return url.Values{"client_id": {testClientID}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
+			},
+			wantStatus:   http.StatusSeeOther,
+			wantLocation: func(e *testEnv) string { return e.client.PostLogoutRedirectURIs[0] },
+		},
+		{
+			name: "logout_hint naming no session",
+			params: func(e *testEnv, _, _ string) url.Values {
+				return url.Values{"client_id": {testClientID}, "logout_hint": {"alice"}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
+			},
+			wantStatus:   http.StatusSeeOther,
+			wantLocation: func(e *testEnv) string { return e.client.PostLogoutRedirectURIs[0] },
+		},
+		{
+			name: "logout_hint without client_id",
+			params: func(_ *testEnv, _, sid string) url.Values {
+				return url.Values{"logout_hint": {sid}}
+			},
+			wantStatus: http.StatusOK,
+		},
+		{
+			name: "logout_hint and redirect URI without client_id",
+			params: func(e *testEnv, _, sid string) url.Values {
+				return url.Values{"logout_hint": {sid}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
+			},
+			wantStatus: http.StatusBadRequest,
+		},
+		{
+			name: "logout_hint with an unregistered URI",
+			params: func(_ *testEnv, _, sid string) url.Values {
+				return url.Values{"client_id": {testClientID}, "logout_hint": {sid}, "post_logout_redirect_uri": {"https://evil.example/"}}
+			},
+			wantStatus: http.StatusBadRequest,
+		},
+		{
+			name: "logout_hint with an unknown client",
+			params: func(e *testEnv, _, sid string) url.Values {
+				return url.Values{"client_id": {"other"}, "logout_hint": {sid}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
+			},
+			wantStatus: http.StatusBadRequest,
+		},
+		{
+			name: "both hints, agreeing",
+			params: func(e *testEnv, idToken, sid string) url.Values {
+				return url.Values{"id_token_hint": {idToken}, "logout_hint": {sid}, "client_id": {testClientID}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
+			},
+			wantStatus:   http.StatusSeeOther,
+			wantLocation: func(e *testEnv) string { return e.client.PostLogoutRedirectURIs[0] },
+			wantEnded:    true,
+		},
+		{
+			name: "both hints, disagreeing",
+			params: func(e *testEnv, idToken, _ string) url.Values {
+				return url.Values{"id_token_hint": {idToken}, "logout_hint": {"another-session"}, "post_logout_redirect_uri": {e.client.PostLogoutRedirectURIs[0]}}
 			},
 			wantStatus: http.StatusBadRequest,
 		},
@@ -292,9 +373,12 @@ func TestEndSession(t *testing.T) {
 			t.Parallel()
 			lr := newLogoutReceiver(t, http.StatusOK)
 			e := newLogoutEnv(t, lr)
-			idToken, _ := e.loginSID(t, "alice")
+			idToken, sid := e.loginSID(t, "alice")
+			if n := e.p.LiveSessions("alice"); n != 1 {
+				t.Fatalf("LiveSessions after sign-in = %d, want 1", n)
+			}
 
-			resp, body := e.get(t, e.issuer+"/end-session?"+tt.params(e, idToken).Encode())
+			resp, body := e.get(t, e.issuer+"/end-session?"+tt.params(e, idToken, sid).Encode())
 			if resp.StatusCode != tt.wantStatus {
 				t.Errorf("status %d, want %d; body %q", resp.StatusCode, tt.wantStatus, body)
 			}
@@ -306,6 +390,13 @@ func TestEndSession(t *testing.T) {
 				t.Errorf("Location = %q, want %q", got, wantLoc)
 			}
 
+			wantLive := 1
+			if tt.wantEnded {
+				wantLive = 0
+			}
+			if n := e.p.LiveSessions("alice"); n != wantLive {
+				t.Errorf("LiveSessions = %d, want %d", n, wantLive)
+			}
 			// A live session still gets a back-channel logout; an ended one not.
 			if err := e.p.BackchannelLogout(t.Context(), "alice"); err != nil {
 				t.Fatal(err)
@@ -314,5 +405,36 @@ func TestEndSession(t *testing.T) {
 				t.Errorf("session ended = %v, want %v", ended, tt.wantEnded)
 			}
 		})
+	}
+}
+
+// TestEndSessionLogoutHintOfAnotherClient: a client that learned another
+// client's sid cannot end that session with it; it is only sent back to
+// its own registered URI.
+func TestEndSessionLogoutHintOfAnotherClient(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil, WithClient(Client{
+		ID:                     "shop",
+		Secret:                 "shop-secret",
+		RedirectURIs:           []string{"https://shop.example/callback"},
+		PostLogoutRedirectURIs: []string{"https://shop.example/bye"},
+	}))
+	_, sid := e.loginSID(t, "alice")
+
+	// Another client's registered URI is refused for this client.
+	resp, _ := e.get(t, e.issuer+"/end-session?"+url.Values{"client_id": {testClientID}, "logout_hint": {sid}, "post_logout_redirect_uri": {"https://shop.example/bye"}}.Encode())
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("another client's redirect URI: status %d, want 400", resp.StatusCode)
+	}
+	if n := e.p.LiveSessions("alice"); n != 1 {
+		t.Fatalf("LiveSessions after a refused request = %d, want 1", n)
+	}
+
+	resp, body := e.get(t, e.issuer+"/end-session?"+url.Values{"client_id": {"shop"}, "logout_hint": {sid}, "post_logout_redirect_uri": {"https://shop.example/bye"}}.Encode())
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "https://shop.example/bye" {
+		t.Errorf("status %d, Location %q; want 303 to the shop's own URI; body %q", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if n := e.p.LiveSessions("alice"); n != 1 {
+		t.Errorf("LiveSessions = %d: another client's logout_hint ended the session", n)
 	}
 }

@@ -167,6 +167,12 @@ func (p *Provider) GrantCount(grantType string) int64 {
 	return p.grants[grantType]
 }
 
+// LiveSessions returns how many sign-ins of subject are live at the
+// provider: not yet ended by an RP-initiated or back-channel logout.
+func (p *Provider) LiveSessions(subject string) int {
+	return p.sessions.count(subject)
+}
+
 func (p *Provider) countGrant(grantType string) {
 	p.grantsMu.Lock()
 	defer p.grantsMu.Unlock()

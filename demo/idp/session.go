@@ -93,6 +93,32 @@ func (s *sessions) end(sid string) bool {
 	return ok
 }
 
+// endFor ends the session sid if it is live and clientID signed in with
+// it, and returns its subject.
+func (s *sessions) endFor(sid, clientID string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.byID[sid]
+	if !ok || !sess.clients[clientID] {
+		return "", false
+	}
+	delete(s.byID, sid)
+	return sess.subject, true
+}
+
+// count returns how many sessions of subject are live.
+func (s *sessions) count(subject string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, sess := range s.byID {
+		if sess.subject == subject {
+			n++
+		}
+	}
+	return n
+}
+
 // sessionClients is a live session's sid and the clients that used it.
 type sessionClients struct {
 	sid     string

@@ -31,11 +31,13 @@ type FakeOP struct {
 
 	secret string
 	key    *ecdsa.PrivateKey
+	srv    *httptest.Server
 
-	mu     sync.Mutex
-	codes  map[string]fakeGrant
-	sids   map[string]string // subject → sid of its latest sign-in
-	tamper func(claims map[string]any) *ecdsa.PrivateKey
+	mu        sync.Mutex
+	codes     map[string]fakeGrant
+	sids      map[string]string // subject → sid of its latest sign-in
+	tamper    func(claims map[string]any) *ecdsa.PrivateKey
+	errorText string // error_description of the token endpoint's refusals
 }
 
 type fakeGrant struct {
@@ -59,10 +61,28 @@ func NewFakeOP(t testing.TB) *FakeOP {
 	mux.HandleFunc("GET /authorize", op.authorize)
 	mux.HandleFunc("POST /token", op.token)
 	mux.HandleFunc("POST /revoke", func(w http.ResponseWriter, r *http.Request) {})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	op.Issuer = srv.URL
+	op.srv = httptest.NewServer(mux)
+	t.Cleanup(op.srv.Close)
+	op.Issuer = op.srv.URL
 	return op
+}
+
+// Stop takes the provider down: its listener closes, so that every call
+// the gateway makes to it fails to connect, as when a provider is
+// unreachable. The gateway discovers its provider on first use and keeps
+// what it found, so stop the provider before the gateway's first call to it
+// for discovery itself to fail. Stopping twice is harmless; the provider
+// also stops when the test ends.
+func (op *FakeOP) Stop() { op.srv.Close() }
+
+// SetErrorDescription makes the token endpoint's refusals (invalid_client,
+// unsupported_grant_type, invalid_grant) carry text as their
+// error_description, as real providers' do: a test can then check that the
+// provider's own words never reach the browser. Default: no description.
+func (op *FakeOP) SetErrorDescription(text string) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.errorText = text
 }
 
 // NewKey returns a new P-256 key; it panics on failure, which crypto/rand
@@ -183,15 +203,15 @@ func (op *FakeOP) authorize(w http.ResponseWriter, r *http.Request) {
 func (op *FakeOP) token(w http.ResponseWriter, r *http.Request) {
 	id, secret, ok := r.BasicAuth()
 	if id, _ = url.QueryUnescape(id); !ok || id != op.ClientID {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+		op.refuse(w, http.StatusUnauthorized, "invalid_client")
 		return
 	}
 	if secret, _ = url.QueryUnescape(secret); secret != op.secret {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+		op.refuse(w, http.StatusUnauthorized, "invalid_client")
 		return
 	}
 	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "authorization_code" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type"})
+		op.refuse(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
 	op.mu.Lock()
@@ -201,7 +221,7 @@ func (op *FakeOP) token(w http.ResponseWriter, r *http.Request) {
 	op.mu.Unlock()
 	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
 	if !ok || g.redirectURI != r.PostForm.Get("redirect_uri") || base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant"})
+		op.refuse(w, http.StatusBadRequest, "invalid_grant")
 		return
 	}
 	now := time.Now()
@@ -228,6 +248,18 @@ func (op *FakeOP) token(w http.ResponseWriter, r *http.Request) {
 		"refresh_token": "rt-" + rand.Text(),
 		"id_token":      SignJWT(key, op.Kid, "JWT", claims),
 	})
+}
+
+// refuse writes the token endpoint's OAuth error answer, with the
+// description SetErrorDescription set, if any.
+func (op *FakeOP) refuse(w http.ResponseWriter, status int, code string) {
+	answer := map[string]string{"error": code}
+	op.mu.Lock()
+	if op.errorText != "" {
+		answer["error_description"] = op.errorText
+	}
+	op.mu.Unlock()
+	writeJSON(w, status, answer)
 }
 
 // writeJSON writes v as a JSON answer with status, not to be stored.

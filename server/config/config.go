@@ -113,7 +113,9 @@ type Server struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds request headers. Default 16384; 1 KiB to 1 MiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// MaxBodyBytes bounds a request body. Default 1048576; 1 KiB to 64 MiB.
+	// MaxBodyBytes bounds a request body. A larger one is answered as too
+	// large (413, invalid_argument), never as rate-limited. Default
+	// 1048576; 1 KiB to 64 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxConcurrentStreams bounds HTTP/2 streams per connection. Default
 	// 100; 1 to 1000.
@@ -124,6 +126,12 @@ type Server struct {
 	// X-Forwarded-For and Forwarded headers are believed when finding the
 	// client address for rate limits. Default none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TrustTraceContext continues the W3C trace context (traceparent,
+	// tracestate) that callers send. Default false: a browser must not
+	// choose the gateway's trace ids or reach backends with its tracestate,
+	// so every call starts a new trace and keeps the caller's as a link.
+	// Turn it on only behind a proxy that sets or strips these headers.
+	TrustTraceContext bool `yaml:"trust_trace_context"`
 }
 
 // TrustedPrefixes returns TrustedProxies parsed. Entries that do not parse
@@ -164,6 +172,13 @@ type OIDC struct {
 	// (and public_url + "/auth/callback") at the provider. Default
 	// "/login/callback".
 	AppRedirectPath string `yaml:"app_redirect_path"`
+	// LogoutIDTokenHint sends the ID token as id_token_hint in the
+	// RP-initiated logout redirect. Default false: the redirect names
+	// client_id (and, where the provider identifies sessions by sid,
+	// logout_hint with the session's sid) instead, since the ID token, with the
+	// user's name, e-mail and provider session id, would pass through the
+	// browser. Turn it on only for a provider that requires the hint.
+	LogoutIDTokenHint bool `yaml:"logout_id_token_hint"`
 }
 
 // Session configures the session cookie and where sessions are stored.

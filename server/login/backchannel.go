@@ -48,9 +48,15 @@ func (f *Flow) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 }
 
 // verifyLogoutToken validates a logout token as the specification asks:
-// signature, issuer, audience and expiry (go-oidc), the "typ" header, the
-// back-channel event, no nonce, a sub and/or sid, a fresh iat and a jti
-// never seen before. It returns the subject and sid to log out.
+// signature, issuer and audience (go-oidc), the "typ" header, the
+// back-channel event, no nonce, a sub and/or sid, an exp not past when
+// there is one, a fresh iat and a jti never seen before. It returns the
+// subject and sid to log out.
+//
+// OpenID Connect Back-Channel Logout 1.0 (final) requires exp, but its
+// drafts did not, and providers that follow them send none (Ory Hydra
+// v2.3: docs/providers.md). Such a token is accepted: the iat window
+// (logoutTokenMaxAge) and the jti cache bound its use as an exp would.
 func (f *Flow) verifyLogoutToken(ctx context.Context, raw string) (sub, sid string, err error) {
 	if raw == "" || len(raw) > maxLogoutToken {
 		return "", "", errors.New("no logout token, or one too large")
@@ -66,10 +72,14 @@ func (f *Flow) verifyLogoutToken(ctx context.Context, raw string) (sub, sid stri
 	if typ, ok := jws.Signatures[0].Header.ExtraHeaders["typ"].(string); ok && !strings.EqualFold(typ, "logout+jwt") && !strings.EqualFold(typ, "JWT") {
 		return "", "", fmt.Errorf("logout token has typ %q", typ)
 	}
-	verifier := d.provider.Verifier(&oidc.Config{ClientID: f.provider.cfg.ClientID, Now: f.now})
+	verifier := d.provider.Verifier(&oidc.Config{ClientID: f.provider.cfg.ClientID, Now: f.now, SkipExpiryCheck: true})
 	token, err := verifier.Verify(f.provider.ctx(ctx), raw)
 	if err != nil {
 		return "", "", fmt.Errorf("logout token: %w", err)
+	}
+	now := f.now()
+	if !token.Expiry.IsZero() && !now.Before(token.Expiry) {
+		return "", "", fmt.Errorf("logout token expired at %v", token.Expiry)
 	}
 	var claims struct {
 		Events map[string]json.RawMessage `json:"events"`
@@ -90,7 +100,6 @@ func (f *Flow) verifyLogoutToken(ctx context.Context, raw string) (sub, sid stri
 	if token.Subject == "" && claims.SID == "" {
 		return "", "", errors.New("logout token names neither sub nor sid")
 	}
-	now := f.now()
 	if token.IssuedAt.IsZero() || now.Sub(token.IssuedAt) > logoutTokenMaxAge || token.IssuedAt.Sub(now) > time.Minute {
 		return "", "", fmt.Errorf("logout token issued at %v is not fresh", token.IssuedAt)
 	}

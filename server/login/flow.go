@@ -35,6 +35,13 @@ type Config struct {
 	// PostLogoutRedirectPath is where the provider sends the browser after
 	// logout. Default "/".
 	PostLogoutRedirectPath string
+	// LogoutIDTokenHint sends the ID token as id_token_hint in the
+	// redirect to the provider's end-session endpoint. Default false: the
+	// redirect names the client (client_id) and, where the provider names
+	// its sessions with sid, the session (logout_hint), and no token
+	// passes through the browser. Set it only for a provider that
+	// requires the hint.
+	LogoutIDTokenHint bool
 	// Guard refuses cross-site POSTs to the logout route. Default: only the
 	// public URL's origin (or none) may post.
 	Guard *security.Guard
@@ -114,17 +121,21 @@ func (f *Flow) Handler() http.Handler {
 }
 
 // start begins a login attempt: it returns the provider's authorization URL
-// and the cookie that binds the attempt to this browser.
-func (f *Flow) start(ctx context.Context, header http.Header, redirectPath, returnTo string) (string, *http.Cookie, error) {
+// and the cookies to set: deletions of the browser's attempts this one
+// replaces (see maxLoginAttempts), then the cookie that binds the new
+// attempt to this browser.
+func (f *Flow) start(ctx context.Context, header http.Header, redirectPath, returnTo string) (string, []*http.Cookie, error) {
 	d, err := f.provider.discover(ctx)
 	if err != nil {
 		return "", nil, err
 	}
-	st := newLoginState(f.cfg.PublicURL+redirectPath, returnTo, f.sessions.Ref(ctx, header), f.now())
+	now := f.now()
+	st := newLoginState(f.cfg.PublicURL+redirectPath, returnTo, f.sessions.Ref(ctx, header), now)
 	cookie, err := sealState(f.keys, st)
 	if err != nil {
 		return "", nil, err
 	}
+	cookies := append(pruneStates(f.keys, header, now), cookie)
 	opts := []oauth2.AuthCodeOption{
 		oauth2.S256ChallengeOption(st.Verifier),
 		oidc.Nonce(st.Nonce),
@@ -132,7 +143,7 @@ func (f *Flow) start(ctx context.Context, header http.Header, redirectPath, retu
 	if len(f.provider.cfg.Audiences) > 0 {
 		opts = append(opts, oauth2.SetAuthURLParam("audience", strings.Join(f.provider.cfg.Audiences, " ")))
 	}
-	return f.provider.oauth2Config(d, st.RedirectURI).AuthCodeURL(st.State, opts...), cookie, nil
+	return f.provider.oauth2Config(d, st.RedirectURI).AuthCodeURL(st.State, opts...), cookies, nil
 }
 
 // errLoginRefused means the provider or the code refused the login; the
@@ -202,13 +213,15 @@ func (f *Flow) endPrevious(ctx context.Context, st loginState, header http.Heade
 }
 
 func (f *Flow) serveLogin(w http.ResponseWriter, r *http.Request) {
-	authURL, cookie, err := f.start(r.Context(), r.Header, CallbackPath, r.URL.Query().Get("return_to"))
+	authURL, cookies, err := f.start(r.Context(), r.Header, CallbackPath, r.URL.Query().Get("return_to"))
 	if err != nil {
 		f.logger.ErrorContext(r.Context(), "login could not start", "error", err)
 		f.page(w, r, http.StatusBadGateway, pageProviderDown, "")
 		return
 	}
-	http.SetCookie(w, cookie)
+	for _, c := range cookies {
+		http.SetCookie(w, c)
+	}
 	noStore(w)
 	http.Redirect(w, r, authURL, http.StatusSeeOther)
 }

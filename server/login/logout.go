@@ -19,6 +19,17 @@ const CSRFHeader = security.CSRFHeader
 // logout ends s here, revokes its refresh token at the provider and returns
 // where the browser goes next: the provider's end-session endpoint, or the
 // post-logout page when the provider has none.
+//
+// The end-session URL passes through the browser (its address bar, its
+// history, the provider's access log), so it carries no token: client_id
+// and post_logout_redirect_uri (OpenID Connect RP-Initiated Logout 1.0
+// §2), and as logout_hint the provider's session id (sid) when the
+// provider says it names sessions so (its discovery document supports
+// back- or front-channel logout with sessions) and the session has one.
+// The sid is neither a credential nor the user's profile: it names the
+// provider session this logout ends, and nothing live once it has. The
+// ID token, with the user's name, e-mail and that sid, is sent as
+// id_token_hint only with Config.LogoutIDTokenHint.
 func (f *Flow) logout(ctx context.Context, s *session.Session) string {
 	tokens := s.Tokens()
 	if err := f.sessions.End(ctx, s, session.ReasonSignedOut); err != nil {
@@ -40,7 +51,10 @@ func (f *Flow) logout(ctx context.Context, s *session.Session) string {
 		return after
 	}
 	q := url.Values{"post_logout_redirect_uri": {after}, "client_id": {f.provider.cfg.ClientID}}
-	if tokens.IDToken != "" {
+	if d.sessionIDs && s.SID != "" {
+		q.Set("logout_hint", s.SID)
+	}
+	if f.cfg.LogoutIDTokenHint && tokens.IDToken != "" {
 		q.Set("id_token_hint", tokens.IDToken)
 	}
 	u, err := url.Parse(d.endSessionURL)

@@ -52,6 +52,10 @@ type discovered struct {
 	idVerifier    *oidc.IDTokenVerifier
 	revocationURL string
 	endSessionURL string
+	// sessionIDs: the provider says it names its sessions with the sid
+	// claim (back- or front-channel logout with sessions), so a sid
+	// identifies the session to end at its end-session endpoint.
+	sessionIDs bool
 }
 
 // NewProvider returns the provider cfg describes; client makes every call to
@@ -74,8 +78,10 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		return nil, fmt.Errorf("login: discovery of %s: %w", p.cfg.Issuer, err)
 	}
 	var meta struct {
-		RevocationEndpoint string `json:"revocation_endpoint"`
-		EndSessionEndpoint string `json:"end_session_endpoint"`
+		RevocationEndpoint        string `json:"revocation_endpoint"`
+		EndSessionEndpoint        string `json:"end_session_endpoint"`
+		BackchannelLogoutSession  bool   `json:"backchannel_logout_session_supported"`
+		FrontchannelLogoutSession bool   `json:"frontchannel_logout_session_supported"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("login: discovery of %s: %w", p.cfg.Issuer, err)
@@ -88,6 +94,7 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		idVerifier:    op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID}),
 		revocationURL: meta.RevocationEndpoint,
 		endSessionURL: meta.EndSessionEndpoint,
+		sessionIDs:    meta.BackchannelLogoutSession || meta.FrontchannelLogoutSession,
 	}
 	return p.discovered, nil
 }
@@ -135,7 +142,7 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (session.To
 	}
 	t := session.Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, AccessExpiry: tok.Expiry}
 	// A renewed ID token is kept only if it verifies; the old one still
-	// serves as the logout hint otherwise.
+	// serves as the logout hint (with Config.LogoutIDTokenHint) otherwise.
 	if raw, ok := tok.Extra("id_token").(string); ok && raw != "" {
 		if _, err := d.idVerifier.Verify(p.ctx(ctx), raw); err == nil {
 			t.IDToken = raw

@@ -20,15 +20,18 @@ var _ custodianv1connect.AuthServiceHandler = (*Flow)(nil)
 const maxCallbackQuery = 4096
 
 // StartLogin begins an API-driven login: the provider will redirect back to
-// the app's own callback page (Config.AppRedirectPath).
+// the app's own callback page (Config.AppRedirectPath). Like /auth/login,
+// it bounds the attempts a browser keeps at once, dropping the oldest.
 func (f *Flow) StartLogin(ctx context.Context, req *custodianv1.StartLoginRequest) (*custodianv1.StartLoginResponse, error) {
 	request, response := callHeaders(ctx)
-	authURL, cookie, err := f.start(ctx, request, f.cfg.AppRedirectPath, req.GetReturnTo())
+	authURL, cookies, err := f.start(ctx, request, f.cfg.AppRedirectPath, req.GetReturnTo())
 	if err != nil {
 		f.logger.ErrorContext(ctx, "login could not start", "error", err)
 		return nil, errProviderUnavailable(err)
 	}
-	response.Add("Set-Cookie", cookie.String())
+	for _, c := range cookies {
+		response.Add("Set-Cookie", c.String())
+	}
 	response.Set("Cache-Control", "no-store")
 	return &custodianv1.StartLoginResponse{AuthorizationUrl: authURL}, nil
 }

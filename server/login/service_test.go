@@ -1,180 +1,33 @@
 package login_test
 
+// AuthService's refusals through a whole gateway on loopback whose provider
+// is a fake the test controls (gatewaytest.FakeOP): what a single-page app
+// learns when FinishLogin refuses, when it calls Logout without a session,
+// and when the provider is down. The login that succeeds is
+// TestAPILoginEndToEnd's.
+
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect/v2"
-	"connectrpc.com/connect/v2/connecthttp"
-	"connectrpc.com/connect/v2/connectproto"
-	"github.com/go-jose/go-jose/v4"
 
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 	"github.com/custodian-bff/custodian/gen/go/custodian/v1/custodianv1connect"
-	"github.com/custodian-bff/custodian/server/keyring"
-	"github.com/custodian-bff/custodian/server/login"
+	gt "github.com/custodian-bff/custodian/internal/gatewaytest"
 	"github.com/custodian-bff/custodian/server/session"
 )
 
-const publicURL = "https://shop.example"
+// providerDetail is the fake provider's own text: the description of its
+// token endpoint's refusals, and the free text of a crafted callback. It
+// must never reach the browser.
+const providerDetail = "provider-secret-detail"
 
-// provider is an OpenID provider that knows just enough for
-// AuthService: discovery, keys, and a token endpoint that redeems the
-// codes the test grants with grant.
-type provider struct {
-	issuer string
-	key    *ecdsa.PrivateKey
-
-	mu     sync.Mutex
-	grants map[string]url.Values // code → the authorization request
-}
-
-func newProvider(t *testing.T) *provider {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &provider{key: key, grants: map[string]url.Values{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{
-			"issuer":                                p.issuer,
-			"authorization_endpoint":                p.issuer + "/authorize",
-			"token_endpoint":                        p.issuer + "/token",
-			"jwks_uri":                              p.issuer + "/jwks",
-			"end_session_endpoint":                  p.issuer + "/end-session",
-			"response_types_supported":              []string{"code"},
-			"subject_types_supported":               []string{"public"},
-			"id_token_signing_alg_values_supported": []string{"ES256"},
-		})
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: string(jose.ES256), Use: "sig"}}})
-	})
-	mux.HandleFunc("POST /token", p.token)
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	p.issuer = ts.URL
-	return p
-}
-
-// grant signs alice in for the authorization request authURL describes and
-// returns the code the provider sends back.
-func (p *provider) grant(t *testing.T, authURL string) (code, state string) {
-	t.Helper()
-	u, err := url.Parse(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	code = rand.Text()
-	p.mu.Lock()
-	p.grants[code] = q
-	p.mu.Unlock()
-	return code, q.Get("state")
-}
-
-func (p *provider) token(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "authorization_code" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type"})
-		return
-	}
-	p.mu.Lock()
-	q, ok := p.grants[r.PostForm.Get("code")]
-	delete(p.grants, r.PostForm.Get("code"))
-	p.mu.Unlock()
-	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
-	if !ok || q.Get("redirect_uri") != r.PostForm.Get("redirect_uri") || base64.RawURLEncoding.EncodeToString(sum[:]) != q.Get("code_challenge") {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant", "error_description": "provider-secret-detail"})
-		return
-	}
-	now := time.Now()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: p.key, KeyID: "k1"}}, nil)
-	if err != nil {
-		panic(err)
-	}
-	payload, _ := json.Marshal(map[string]any{
-		"iss": p.issuer, "sub": "alice", "aud": q.Get("client_id"), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
-		"nonce": q.Get("nonce"), "sid": "sid-1", "name": "Alice Example",
-	})
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		panic(err)
-	}
-	idToken, _ := jws.CompactSerialize()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": "at-secret", "token_type": "Bearer", "expires_in": 300, "refresh_token": "rt-secret", "id_token": idToken,
-	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// edge stands for the gateway's edge interceptor: it turns the session
-// verdict into the browser's answer.
-func edge(next connect.ServerFunc) connect.ServerFunc {
-	return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) error {
-		err := next(ctx, spec, stream)
-		if se, ok := errors.AsType[*session.Error](err); ok {
-			return se.ConnectError()
-		}
-		return err
-	}
-}
-
-// serveAuth serves the AuthService of a flow with issuer as its provider
-// on a loopback listener, behind the edge and the session interceptor.
-func serveAuth(t *testing.T, issuer string) (custodianv1connect.AuthServiceClient, *session.Manager) {
-	t.Helper()
-	keys, err := keyring.New([][]byte{bytes.Repeat([]byte{1}, keyring.KeySize)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := session.NewMemoryStore(100, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := login.NewProvider(login.ProviderConfig{Issuer: issuer, ClientID: "custodian-test", ClientSecret: "s", Scopes: []string{"openid"}}, nil)
-	sessions := session.NewManager(store, keys, p, session.WithLoginURL(publicURL+login.LoginPath))
-	flow := login.NewFlow(login.Config{PublicURL: publicURL}, p, sessions, keys)
-	srv := connect.NewServer(edge, sessions.Interceptor())
-	custodianv1connect.RegisterAuthServiceHandler(srv, flow)
-	mux := http.NewServeMux()
-	connecthttp.Mount(mux, srv)
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	return custodianv1connect.NewAuthServiceClient(connect.NewClient(connecthttp.NewTransport(ts.Client(), ts.URL))), sessions
-}
-
-// call returns a context for one call sending cookies, and its info.
-func call(ctx context.Context, cookies ...*http.Cookie) (context.Context, *connect.CallInfo) {
-	ctx, info := connect.NewClientContext(ctx)
-	for _, c := range cookies {
-		info.RequestHeader().Add("Cookie", (&http.Cookie{Name: c.Name, Value: c.Value}).String())
-	}
-	return ctx, info
-}
-
-// setCookies returns the cookies a response set, by name.
-func setCookies(t *testing.T, h *connect.Header) map[string]*http.Cookie {
+// responseCookies returns the cookies a response set, by name.
+func responseCookies(t *testing.T, h *connect.Header) map[string]*http.Cookie {
 	t.Helper()
 	got := map[string]*http.Cookie{}
 	for _, line := range h.Values("Set-Cookie") {
@@ -187,132 +40,66 @@ func setCookies(t *testing.T, h *connect.Header) map[string]*http.Cookie {
 	return got
 }
 
-// start runs StartLogin and returns the login cookie and the provider's
-// answer to the authorization request.
-func start(t *testing.T, client custodianv1connect.AuthServiceClient, p *provider, returnTo string) (*http.Cookie, string, string) {
-	t.Helper()
-	ctx, info := call(t.Context())
-	res, err := client.StartLogin(ctx, &custodianv1.StartLoginRequest{ReturnTo: returnTo})
-	if err != nil {
-		t.Fatalf("StartLogin: %v", err)
-	}
-	if !strings.HasPrefix(res.GetAuthorizationUrl(), p.issuer+"/authorize?") {
-		t.Fatalf("authorization url %q", res.GetAuthorizationUrl())
-	}
-	if got := info.ResponseHeader().Get("Cache-Control"); got != "no-store" {
-		t.Errorf("StartLogin Cache-Control %q", got)
-	}
-	cookies := setCookies(t, info.ResponseHeader())
-	if len(cookies) != 1 {
-		t.Fatalf("StartLogin set %d cookies, want the login cookie", len(cookies))
-	}
-	var cookie *http.Cookie
-	for _, c := range cookies {
-		cookie = c
-	}
-	if !strings.HasPrefix(cookie.Name, "__Host-custodian-login-") || !cookie.Secure || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.MaxAge <= 0 {
-		t.Errorf("login cookie %v", cookie)
-	}
-	u, _ := url.Parse(res.GetAuthorizationUrl())
-	if q := u.Query(); q.Get("redirect_uri") != publicURL+"/login/callback" || q.Get("code_challenge_method") != "S256" || q.Get("nonce") == "" || q.Get("client_id") != "custodian-test" {
-		t.Errorf("authorization request %v", q)
-	}
-	code, state := p.grant(t, res.GetAuthorizationUrl())
-	return cookie, code, state
-}
-
-// TestAPILogin runs the API-driven login over the wire: StartLogin,
-// FinishLogin with the provider's answer, then Logout; cookies travel in
-// the calls' headers.
-func TestAPILogin(t *testing.T) {
-	t.Parallel()
-	p := newProvider(t)
-	client, _ := serveAuth(t, p.issuer)
-	loginCookie, code, state := start(t, client, p, "/cart?step=2")
-
-	ctx, info := call(t.Context(), loginCookie)
-	finish, err := client.FinishLogin(ctx, &custodianv1.FinishLoginRequest{CallbackQuery: "?" + url.Values{"code": {code}, "state": {state}}.Encode()})
-	if err != nil {
-		t.Fatalf("FinishLogin: %v", err)
-	}
-	if finish.GetUser().GetSubject() != "alice" || finish.GetUser().GetName() != "Alice Example" || finish.GetReturnTo() != "/cart?step=2" {
-		t.Errorf("FinishLogin = %v", finish)
-	}
-	if got := info.ResponseHeader().Get("Cache-Control"); got != "no-store" {
-		t.Errorf("FinishLogin Cache-Control %q", got)
-	}
-	cookies := setCookies(t, info.ResponseHeader())
-	if c := cookies[loginCookie.Name]; c == nil || c.MaxAge >= 0 {
-		t.Errorf("login cookie not cleared: %v", c)
-	}
-	sessionCookie := cookies["__Host-custodian"]
-	if sessionCookie == nil || sessionCookie.Value == "" || !sessionCookie.Secure || !sessionCookie.HttpOnly {
-		t.Fatalf("no session cookie among %v", info.ResponseHeader().Values("Set-Cookie"))
-	}
-	for _, secret := range []string{"at-secret", "rt-secret"} {
-		if strings.Contains(strings.Join(info.ResponseHeader().Values("Set-Cookie"), ";"), secret) {
-			t.Errorf("FinishLogin's headers carry %q", secret)
-		}
-	}
-
-	ctx, info = call(t.Context(), sessionCookie)
-	logout, err := client.Logout(ctx, &custodianv1.LogoutRequest{})
-	if err != nil {
-		t.Fatalf("Logout: %v", err)
-	}
-	end, err := url.Parse(logout.GetEndSessionUrl())
-	if err != nil || !strings.HasPrefix(logout.GetEndSessionUrl(), p.issuer+"/end-session?") || end.Query().Get("id_token_hint") == "" ||
-		end.Query().Get("post_logout_redirect_uri") != publicURL+"/" {
-		t.Errorf("end-session url %q", logout.GetEndSessionUrl())
-	}
-	if c := setCookies(t, info.ResponseHeader())["__Host-custodian"]; c == nil || c.MaxAge >= 0 {
-		t.Errorf("session cookie not cleared: %v", c)
-	}
-	if got := info.ResponseHeader().Get("Cache-Control"); got != "no-store" {
-		t.Errorf("Logout Cache-Control %q", got)
-	}
-
-	// The session has ended: the browser learns why.
-	ctx, _ = call(t.Context(), sessionCookie)
-	_, err = client.Logout(ctx, &custodianv1.LogoutRequest{})
-	wantSessionError(t, err, session.ReasonSignedOut)
-}
-
-func wantSessionError(t *testing.T, err error, reason session.Reason) {
-	t.Helper()
-	ce, ok := errors.AsType[*connect.Error](err)
-	if !ok || ce.Code() != connect.CodeUnauthenticated {
-		t.Fatalf("error %v, want unauthenticated", err)
-	}
-	for _, d := range ce.Details() {
-		if v, err := connectproto.UnmarshalErrorDetail(d); err == nil {
-			if se, ok := v.(*custodianv1.SessionError); ok {
-				if se.GetReason() != reason || se.GetLoginUrl() != publicURL+login.LoginPath {
-					t.Errorf("SessionError %v, want reason %v", se, reason)
-				}
-				return
+// noStore reports whether the answer's Cache-Control forbids storing it:
+// no-store among the directives of all its Cache-Control headers. (A call
+// with the session cookie gets the gateway's "private, no-store" besides
+// the handler's own "no-store".)
+func noStore(h *connect.Header) bool {
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return true
 			}
 		}
 	}
-	t.Errorf("error %v has no SessionError detail", err)
+	return false
 }
 
-func TestLogoutWithoutSession(t *testing.T) {
-	t.Parallel()
-	client, _ := serveAuth(t, newProvider(t).issuer)
-	_, err := client.Logout(t.Context(), &custodianv1.LogoutRequest{})
-	wantSessionError(t, err, session.ReasonNoSession)
+// startAPILogin runs StartLogin and the fake provider's sign-in as subject
+// in b, and returns the attempt's login cookie and the code and state the
+// provider sends back to the app's callback page.
+func startAPILogin(t *testing.T, b *gt.Browser, auth custodianv1connect.AuthServiceClient, subject string) (loginCookie *http.Cookie, code, state string) {
+	t.Helper()
+	ctx, info := connect.NewClientContext(t.Context())
+	res, err := auth.StartLogin(ctx, &custodianv1.StartLoginRequest{ReturnTo: "/"})
+	if err != nil {
+		t.Fatalf("StartLogin: %v", err)
+	}
+	for name, c := range responseCookies(t, info.ResponseHeader()) {
+		if strings.HasPrefix(name, "__Host-custodian-login-") {
+			loginCookie = c
+		}
+	}
+	if loginCookie == nil || b.Cookie(loginCookie.Name) == "" {
+		t.Fatalf("StartLogin Set-Cookie %q: no login cookie in the jar", info.ResponseHeader().Values("Set-Cookie"))
+	}
+	authURL, err := url.Parse(res.GetAuthorizationUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := authURL.Query()
+	q.Set("login_hint", subject)
+	authURL.RawQuery = q.Encode()
+	back := b.SignIn(t, authURL.String(), subject).Query()
+	if back.Get("code") == "" || back.Get("state") != q.Get("state") {
+		t.Fatalf("the provider sent back %v", back)
+	}
+	return loginCookie, back.Get("code"), back.Get("state")
 }
 
-// TestFinishLoginRefusals checks FinishLogin's refusals: fixed messages,
-// nothing of the provider's, and, once the attempt is known, its cookie
-// cleared on the error response too.
+// TestFinishLoginRefusals checks FinishLogin's refusals over every
+// protocol: fixed messages, nothing of the provider's, no session, and,
+// once the attempt is known, its cookie cleared on the error response too
+// (and in the browser), not to be stored.
 func TestFinishLoginRefusals(t *testing.T) {
 	t.Parallel()
+	op := gt.NewFakeOP(t)
+	op.SetErrorDescription(providerDetail)
+	e := gt.NewFakeEnv(t, op)
 	cases := []struct {
 		name        string
 		query       func(code, state string) string
-		sendCookie  bool
+		sendCookie  bool // false: another browser, without the attempt's cookie, finishes
 		wantCode    connect.Code
 		wantMessage string
 		wantCleared bool
@@ -328,66 +115,110 @@ func TestFinishLoginRefusals(t *testing.T) {
 		{"provider refused", func(_, state string) string { return "error=access_denied&state=" + state }, true,
 			connect.CodePermissionDenied, "the identity provider did not sign the user in: access_denied", true},
 		{"provider's free text", func(_, state string) string {
-			return "error=" + url.QueryEscape("<script>provider-secret-detail</script>") + "&state=" + state
+			return "error=" + url.QueryEscape("<script>"+providerDetail+"</script>") + "&state=" + state
 		}, true, connect.CodePermissionDenied, "the identity provider did not sign the user in: error", true},
 		{"code refused", func(_, state string) string { return "code=forged&state=" + state }, true,
 			connect.CodePermissionDenied, "sign-in failed: start again", true},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+	for _, p := range gt.RPCProtocols() {
+		for _, c := range cases {
+			t.Run(p.Name+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
+				b := e.Browser(t)
+				loginCookie, code, state := startAPILogin(t, b, b.Auth(p), "alice")
+				finisher := b
+				if !c.sendCookie {
+					finisher = e.Browser(t)
+				}
+
+				ctx, info := connect.NewClientContext(t.Context())
+				res, err := finisher.Auth(p).FinishLogin(ctx, &custodianv1.FinishLoginRequest{CallbackQuery: c.query(code, state)})
+				if res != nil {
+					t.Errorf("FinishLogin answered %v", res)
+				}
+				ce := gt.ConnectError(err)
+				if ce == nil || ce.Code() != c.wantCode || ce.Message() != c.wantMessage {
+					t.Fatalf("FinishLogin error %v, want %v %q", err, c.wantCode, c.wantMessage)
+				}
+				if strings.Contains(ce.Error(), providerDetail) {
+					t.Errorf("error %q carries the provider's text", ce)
+				}
+				// The provider's refusal did carry its text, which stays
+				// in the gateway's log.
+				if c.name == "code refused" && !strings.Contains(e.Logs(), providerDetail) {
+					t.Errorf("the gateway's log lacks the provider's description of its refusal")
+				}
+				set := responseCookies(t, info.ResponseHeader())
+				if _, ok := set[gt.SessionCookie]; ok {
+					t.Errorf("a refused login set the session cookie")
+				}
+				cleared := set[loginCookie.Name] != nil && set[loginCookie.Name].MaxAge < 0
+				if cleared != c.wantCleared {
+					t.Errorf("login cookie cleared %v, want %v (Set-Cookie %q)", cleared, c.wantCleared, info.ResponseHeader().Values("Set-Cookie"))
+				}
+				if c.wantCleared && !noStore(info.ResponseHeader()) {
+					t.Errorf("Cache-Control %q, want no-store", info.ResponseHeader().Values("Cache-Control"))
+				}
+				// The browser that started the attempt keeps its cookie
+				// unless the refusal cleared it.
+				if kept := b.Cookie(loginCookie.Name) != ""; kept == c.wantCleared {
+					t.Errorf("the jar kept the login cookie: %v, want %v", kept, !c.wantCleared)
+				}
+				if finisher.Cookie(gt.SessionCookie) != "" {
+					t.Errorf("the jar holds a session cookie after a refused login")
+				}
+				finisher.WantNoSession(t, session.ReasonNoSession)
+			})
+		}
+	}
+}
+
+// TestLogoutWithoutSession checks that Logout from a browser that never
+// signed in tells it why it cannot, and where to sign in.
+func TestLogoutWithoutSession(t *testing.T) {
+	t.Parallel()
+	e := gt.NewFakeEnv(t, gt.NewFakeOP(t))
+	for _, p := range gt.RPCProtocols() {
+		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
-			p := newProvider(t)
-			client, _ := serveAuth(t, p.issuer)
-			loginCookie, code, state := start(t, client, p, "/")
-			var cookies []*http.Cookie
-			if c.sendCookie {
-				cookies = append(cookies, loginCookie)
-			}
-			ctx, info := call(t.Context(), cookies...)
-			res, err := client.FinishLogin(ctx, &custodianv1.FinishLoginRequest{CallbackQuery: c.query(code, state)})
-			if res != nil {
-				t.Errorf("FinishLogin answered %v", res)
-			}
-			ce, ok := errors.AsType[*connect.Error](err)
-			if !ok || ce.Code() != c.wantCode || ce.Message() != c.wantMessage {
-				t.Fatalf("FinishLogin error %v, want %v %q", err, c.wantCode, c.wantMessage)
-			}
-			if strings.Contains(ce.Error(), "provider-secret-detail") {
-				t.Errorf("error %q carries the provider's text", ce)
-			}
-			set := setCookies(t, info.ResponseHeader())
-			if _, ok := set["__Host-custodian"]; ok {
-				t.Errorf("a refused login set the session cookie")
-			}
-			cleared := set[loginCookie.Name] != nil && set[loginCookie.Name].MaxAge < 0
-			if cleared != c.wantCleared {
-				t.Errorf("login cookie cleared %v, want %v (Set-Cookie %q)", cleared, c.wantCleared, info.ResponseHeader().Values("Set-Cookie"))
-			}
-			if c.wantCleared && info.ResponseHeader().Get("Cache-Control") != "no-store" {
-				t.Errorf("Cache-Control %q", info.ResponseHeader().Get("Cache-Control"))
-			}
+			_, err := e.Browser(t).Auth(p).Logout(context.Background(), &custodianv1.LogoutRequest{})
+			wantSessionEnd(t, e, "Logout", err, session.ReasonNoSession)
 		})
 	}
 }
 
 // TestStartLoginProviderDown checks that an unreachable provider gives a
-// fixed answer, not the provider's address or the dial error.
+// fixed answer over every protocol, not the provider's address or the dial
+// error, and starts no attempt.
 func TestStartLoginProviderDown(t *testing.T) {
 	t.Parallel()
-	down := httptest.NewServer(http.NotFoundHandler())
-	issuer := down.URL
-	down.Close()
-	client, _ := serveAuth(t, issuer)
-	ctx, info := call(t.Context())
-	_, err := client.StartLogin(ctx, &custodianv1.StartLoginRequest{})
-	ce, ok := errors.AsType[*connect.Error](err)
-	if !ok || ce.Code() != connect.CodeUnavailable || ce.Message() != "the identity provider is unavailable, try again" {
-		t.Fatalf("StartLogin = %v, want unavailable", err)
-	}
-	if strings.Contains(ce.Error(), strings.TrimPrefix(issuer, "http://")) {
-		t.Errorf("error %q reveals the provider's address", ce)
-	}
-	if got := info.ResponseHeader().Values("Set-Cookie"); len(got) != 0 {
-		t.Errorf("StartLogin set cookies %q without an attempt", got)
+	op := gt.NewFakeOP(t)
+	e := gt.NewFakeEnv(t, op)
+	op.Stop()
+	for _, p := range gt.RPCProtocols() {
+		t.Run(p.Name, func(t *testing.T) {
+			t.Parallel()
+			b := e.Browser(t)
+			ctx, info := connect.NewClientContext(t.Context())
+			res, err := b.Auth(p).StartLogin(ctx, &custodianv1.StartLoginRequest{})
+			if res != nil {
+				t.Errorf("StartLogin answered %v", res)
+			}
+			ce := gt.ConnectError(err)
+			if ce == nil || ce.Code() != connect.CodeUnavailable || ce.Message() != "the identity provider is unavailable, try again" {
+				t.Fatalf("StartLogin = %v, want unavailable", err)
+			}
+			for _, secret := range []string{strings.TrimPrefix(op.Issuer, "http://"), "connection refused", "discovery"} {
+				if strings.Contains(ce.Error(), secret) {
+					t.Errorf("error %q reveals %q", ce, secret)
+				}
+			}
+			if got := info.ResponseHeader().Values("Set-Cookie"); len(got) != 0 {
+				t.Errorf("StartLogin set cookies %q without an attempt", got)
+			}
+			if got := b.CookieHeader(); got != "" {
+				t.Errorf("the jar holds %q after a failed start", got)
+			}
+		})
 	}
 }

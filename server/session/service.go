@@ -25,14 +25,16 @@ func NewService(logoutURL string) *Service {
 }
 
 // GetSession returns the signed-in user and the session's expiry; anonymous
-// callers get the [*Error] saying why. It never returns a token.
+// callers get the [*Error] saying why. It never returns a token. No answer
+// of it is stored, the refusals included (the gateway's headers middleware
+// makes it "private, no-store" when the request carried the session cookie).
 func (s *Service) GetSession(ctx context.Context, _ *custodianv1.GetSessionRequest) (*custodianv1.GetSessionResponse, error) {
+	if info, ok := connect.CallInfoForServerContext(ctx); ok {
+		info.ResponseHeader().Set("Cache-Control", "no-store")
+	}
 	sess, err := Require(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if info, ok := connect.CallInfoForServerContext(ctx); ok {
-		info.ResponseHeader().Set("Cache-Control", "no-store")
 	}
 	return &custodianv1.GetSessionResponse{
 		User:               PublicUser(sess.User),
