@@ -75,3 +75,6 @@ go test -race -count=1 ./...
 
 step "The example gateway, a module of its own on the public API (examples/notes)"
 bash scripts/example.sh
+
+step "Interop with Ory Hydra v2.3 (tests/hydra, Hydra built from the Go module proxy)"
+bash scripts/hydra.sh

@@ -81,7 +81,8 @@ func startHydra(t *testing.T) *hydra {
 		logPath: filepath.Join(t.TempDir(), "hydra.log"),
 	}
 	h.Login = startLoginApp(t, h)
-	h.Tap = serveWiretap(t, tapLn, unixClient(t, publicSock).Transport)
+	public := unixClient(t, publicSock)
+	h.Tap = serveWiretap(t, tapLn, public.Transport)
 
 	logFile, err := os.Create(h.logPath)
 	if err != nil {
@@ -138,14 +139,19 @@ func startHydra(t *testing.T) *hydra {
 		}
 	})
 
+	// The admin and public APIs start each on its own: wait for both.
+	ready := func(c *http.Client) bool {
+		res, err := c.Get("http://hydra/health/ready")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}
 	deadline := time.Now().Add(hydraStartup)
 	for {
-		res, err := h.admin.Get("http://hydra/health/ready")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
-			}
+		if ready(h.admin) && ready(public) {
+			break
 		}
 		select {
 		case err := <-exited:
