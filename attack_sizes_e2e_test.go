@@ -17,6 +17,7 @@ import (
 
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	gt "github.com/custodian-bff/custodian/internal/gatewaytest"
+	"github.com/custodian-bff/custodian/server/session"
 )
 
 // tooLargeMessage is what a request over a read limit is told.
@@ -271,6 +272,13 @@ func attackOneCacheControl(t *testing.T, main *attackTarget, aliceCookie string)
 	// Logout ends the session it is called with: it gets its own.
 	victim := main.e.SignedIn(t, "alice")
 	victimCookie := gt.SessionCookie + "=" + victim.Cookie(gt.SessionCookie)
+	// SignOutEverywhere ends every session of its caller's user: it gets a
+	// user of its own.
+	everywhere, _, err := main.e.Gateway.Sessions().Create(context.Background(), session.User{Subject: "sign-out-everywhere"}, "", session.Tokens{AccessToken: "unused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	everywhereCookie := everywhere.Name + "=" + everywhere.Value
 
 	var procedures []string
 	for _, name := range append(main.e.Gateway.Services(), "grpc.health.v1.Health") {
@@ -313,6 +321,9 @@ func attackOneCacheControl(t *testing.T, main *attackTarget, aliceCookie string)
 					c := aliceCookie
 					if strings.HasSuffix(procedure, "/Logout") {
 						c = victimCookie
+					}
+					if strings.HasSuffix(procedure, "/SignOutEverywhere") {
+						c = everywhereCookie
 					}
 					headers = []string{"Cookie", c}
 				}

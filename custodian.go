@@ -29,6 +29,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/custodian-bff/custodian/aggregators/pagetoken"
@@ -53,6 +54,7 @@ const providerTimeout = 10 * time.Second
 type Gateway struct {
 	logger        *slog.Logger
 	backendClient *http.Client
+	closeStore    func() error // closes the store's client, once Serve returns
 	srv           *server.Server
 	sessions      *session.Manager
 	backends      map[string]*clients.Backend
@@ -61,7 +63,7 @@ type Gateway struct {
 
 // New returns the gateway cfg describes. cfg must be valid: [config.Load]
 // returns one; a Config built in code needs ApplyDefaults first.
-func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
+func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 	if cfg == nil {
 		return nil, errors.New("custodian: no configuration")
 	}
@@ -89,11 +91,16 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("custodian: session keys: %w", err)
 	}
-	store := o.store
+	store, closeStore := o.store, func() error { return nil }
 	if store == nil {
-		if store, err = newStore(cfg, o.now); err != nil {
+		if store, closeStore, err = newStore(cfg, o.now); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if err != nil {
+				_ = closeStore()
+			}
+		}()
 	}
 	var userAudiences []string
 	for _, b := range cfg.Backends {
@@ -153,7 +160,7 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		// them and a cross-origin script can read its Retry-After.
 		server.WithMiddleware(security.Headers(sessions.CookieName(), cfg.TLS != nil)),
 		server.WithMiddleware(security.CORS(cfg.CORS.AllowedOrigins, int(cfg.CORS.MaxAge.Seconds()))),
-		server.WithMiddleware(newRateLimiter(cfg, logger).Middleware),
+		server.WithMiddleware(newRateLimiter(cfg, logger, store).Middleware),
 		server.WithInterceptors(append([]connect.ServerInterceptor{
 			guard.Interceptor(), tracecontext.Server(o.tracer, cfg.Server.TrustTraceContext), sessions.Interceptor(),
 		}, o.interceptors...)...),
@@ -161,7 +168,11 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		server.WithService(server.Service{Register: func(s *connect.Server) {
 			custodianv1connect.RegisterSessionServiceHandler(s, session.NewService(publicURL+login.LogoutPath))
 			custodianv1connect.RegisterAuthServiceHandler(s, flow)
-		}, Files: []protoreflect.FileDescriptor{custodianv1.File_custodian_v1_errors_proto}}),
+		}, Files: []protoreflect.FileDescriptor{custodianv1.File_custodian_v1_errors_proto, errdetails.File_google_rpc_error_details_proto}}),
+	}
+	if p, ok := store.(session.Pinger); ok {
+		// Not ready while the shared session store is unreachable.
+		serverOpts = append(serverOpts, server.WithReadiness(p.Ping))
 	}
 	for _, r := range o.routes {
 		serverOpts = append(serverOpts, server.WithHandler(r.pattern, r.handler))
@@ -173,7 +184,7 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("custodian: %w", err)
 	}
-	return &Gateway{logger: logger, backendClient: backendClient, srv: srv, sessions: sessions, backends: backends, pageTokens: pageTokens}, nil
+	return &Gateway{logger: logger, backendClient: backendClient, closeStore: closeStore, srv: srv, sessions: sessions, backends: backends, pageTokens: pageTokens}, nil
 }
 
 // Mount serves the browser-facing services that register registers (with
@@ -200,6 +211,11 @@ func (g *Gateway) Handler() http.Handler { return g.srv.Handler() }
 // after a clean drain.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	defer g.backendClient.CloseIdleConnections()
+	defer func() {
+		if err := g.closeStore(); err != nil {
+			g.logger.Warn("closing the session store", "error", err)
+		}
+	}()
 	return g.srv.Serve(ctx, ln)
 }
 

@@ -44,6 +44,7 @@ type Option interface {
 type options struct {
 	logger         *slog.Logger
 	accessLifetime time.Duration
+	replicas       []string
 }
 
 type optionFunc func(*options)
@@ -59,6 +60,14 @@ func WithLogger(logger *slog.Logger) Option {
 // Default 5m; tests of refresh use seconds.
 func WithAccessTokenLifetime(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.accessLifetime = d })
+}
+
+// WithReplicas registers the public URLs of more replicas of the gateway,
+// besides Start's publicURL, at the demo client: their login callbacks and
+// post-logout pages. Back-channel logouts still go to publicURL. Default:
+// none.
+func WithReplicas(publicURLs ...string) Option {
+	return optionFunc(func(o *options) { o.replicas = append(o.replicas, publicURLs...) })
 }
 
 // Start starts the demo world for a gateway that browsers reach at publicURL
@@ -84,14 +93,20 @@ func Start(ctx context.Context, publicURL, listenURL string, opts ...Option) (*W
 		return nil, fmt.Errorf("demo: session key: %w", err)
 	}
 	audiences := []string{"acme-profiles", "acme-orders", "acme-catalog", "acme-loyalty"}
+	var redirectURIs, postLogoutURIs []string
+	for _, u := range append([]string{publicURL}, o.replicas...) {
+		u = strings.TrimRight(u, "/")
+		redirectURIs = append(redirectURIs, u+"/auth/callback", u+"/login/callback")
+		postLogoutURIs = append(postLogoutURIs, u+"/")
+	}
 	provider, err := idp.New(issuer,
 		idp.WithLogger(o.logger.With("component", "demo-idp")),
 		idp.WithAccessTokenLifetime(o.accessLifetime),
 		idp.WithClient(idp.Client{
 			ID:                     ClientID,
 			Secret:                 secret,
-			RedirectURIs:           []string{publicURL + "/auth/callback", publicURL + "/login/callback"},
-			PostLogoutRedirectURIs: []string{publicURL + "/"},
+			RedirectURIs:           redirectURIs,
+			PostLogoutRedirectURIs: postLogoutURIs,
 			BackchannelLogoutURI:   publicURL + "/auth/backchannel-logout",
 			Audiences:              audiences,
 		}),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Custodian. On a fresh Debian machine with Go it
-# first installs what is missing (Node.js, npm and Chromium from Debian, the
-# npm packages from package-lock.json, grpcurl from the Go module proxy), so it
-# is also what CI runs.
+# first installs what is missing (Node.js, npm, Chromium and redis-server from
+# Debian, the npm packages from package-lock.json, grpcurl from the Go module
+# proxy), so it is also what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +30,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium
 fi
 export CHROMIUM_PATH="${CHROMIUM_PATH:-$(command -v chromium)}"
+# The Redis session store's tests start their own redis-server processes.
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server
+fi
 
 step "npm packages (code generation plugin and TypeScript test clients)"
 npm ci --no-audit --no-fund --loglevel=error

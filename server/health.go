@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect/v2"
 
@@ -11,14 +13,31 @@ import (
 )
 
 // health implements grpc.health.v1.Health and the plain /healthz and /readyz
-// routes. Every registered service is SERVING until the server starts draining.
+// routes. Every registered service is SERVING until the server starts
+// draining, except while a readiness check fails.
 type health struct {
 	services map[string]bool
 
 	mu       sync.Mutex
 	draining bool
 	changed  chan struct{} // closed and replaced when draining starts
+
+	logger *slog.Logger
+	checks []func(context.Context) error // see WithReadiness
+
+	readyMu   sync.Mutex
+	readyErr  error     // the last checks' verdict
+	checkedAt time.Time // when it was reached; zero: never
+	checking  bool      // a caller is running the checks
 }
+
+// Readiness checks (see WithReadiness) run at most once per
+// readinessInterval, whoever asks (/readyz, Check, every Watch), each time
+// within readinessTimeout; the callers in between get the last verdict.
+const (
+	readinessInterval = time.Second
+	readinessTimeout  = time.Second
+)
 
 // healthServiceName is the standard gRPC health service. Its messages come
 // from grpc-go's generated package so the schema is registered once per
@@ -67,7 +86,52 @@ func registerHealth(srv *connect.Server, h *health) {
 }
 
 func newHealth() *health {
-	return &health{services: map[string]bool{"": true}, changed: make(chan struct{})}
+	return &health{services: map[string]bool{"": true}, changed: make(chan struct{}), logger: slog.New(slog.DiscardHandler)}
+}
+
+// setReadiness makes the server's readiness depend on checks; logger hears
+// when the verdict changes. Call it before serving.
+func (h *health) setReadiness(logger *slog.Logger, checks []func(context.Context) error) {
+	h.logger, h.checks = logger, checks
+}
+
+// ready returns nil while every readiness check passes, else why not. It
+// runs the checks when the last verdict is older than readinessInterval
+// and no other caller is running them; otherwise it returns that verdict.
+func (h *health) ready() error {
+	if len(h.checks) == 0 {
+		return nil
+	}
+	h.readyMu.Lock()
+	if h.checking || (!h.checkedAt.IsZero() && time.Since(h.checkedAt) < readinessInterval) {
+		err := h.readyErr
+		h.readyMu.Unlock()
+		return err
+	}
+	h.checking = true
+	h.readyMu.Unlock()
+
+	var err error
+	defer func() {
+		h.readyMu.Lock()
+		was := h.readyErr
+		h.readyErr, h.checkedAt, h.checking = err, time.Now(), false
+		h.readyMu.Unlock()
+		switch {
+		case err != nil && was == nil:
+			h.logger.Warn("not ready: a readiness check fails", slog.String("error", err.Error()))
+		case err == nil && was != nil:
+			h.logger.Info("ready again: every readiness check passes")
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), readinessTimeout)
+	defer cancel()
+	for _, check := range h.checks {
+		if err = check(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // add makes services known, and as serving as the server is.
@@ -90,14 +154,18 @@ func (h *health) drain() {
 	}
 }
 
+// status returns the status of service ("" for the whole server), and a
+// channel closed when draining starts (nil once it has). Readiness checks
+// may change the status without closing the channel: Watch polls them.
 func (h *health) status(service string) (healthv1.HealthCheckResponse_ServingStatus, <-chan struct{}) {
+	notReady := h.ready() != nil
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	status := healthv1.HealthCheckResponse_SERVING
 	switch {
 	case !h.services[service]:
 		status = healthv1.HealthCheckResponse_SERVICE_UNKNOWN
-	case h.draining:
+	case h.draining, notReady:
 		status = healthv1.HealthCheckResponse_NOT_SERVING
 	}
 	if h.draining {
@@ -116,12 +184,24 @@ func (h *health) Check(_ context.Context, req *healthv1.HealthCheckRequest) (*he
 }
 
 // Watch sends the current status, and the new one when it changes. It ends
-// once the server is draining.
+// once the server is draining. With readiness checks it looks at them every
+// readinessInterval.
 func (h *health) Watch(ctx context.Context, req *healthv1.HealthCheckRequest, stream connect.ServerStream) error {
+	var tick <-chan time.Time
+	if len(h.checks) > 0 {
+		ticker := time.NewTicker(readinessInterval)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
+	sent := false
+	var last healthv1.HealthCheckResponse_ServingStatus
 	for {
 		status, changed := h.status(req.GetService())
-		if err := stream.Send(&healthv1.HealthCheckResponse{Status: status}); err != nil {
-			return err
+		if !sent || status != last {
+			if err := stream.Send(&healthv1.HealthCheckResponse{Status: status}); err != nil {
+				return err
+			}
+			sent, last = true, status
 		}
 		if changed == nil {
 			return nil
@@ -130,6 +210,7 @@ func (h *health) Watch(ctx context.Context, req *healthv1.HealthCheckRequest, st
 		case <-ctx.Done():
 			return nil
 		case <-changed:
+		case <-tick:
 		}
 	}
 }
@@ -141,14 +222,23 @@ func (h *health) serveLive(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// serveReady answers /readyz: 200 while taking traffic, 503 once draining.
+// serveReady answers /readyz: 200 while taking traffic, 503 once draining
+// or while a readiness check fails. Why a check fails goes to the log, not
+// to the caller.
 func (h *health) serveReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if status, _ := h.status(""); status != healthv1.HealthCheckResponse_SERVING {
+	h.mu.Lock()
+	draining := h.draining
+	h.mu.Unlock()
+	switch {
+	case draining:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("draining\n"))
-		return
+	case h.ready() != nil:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+	default:
+		_, _ = w.Write([]byte("ready\n"))
 	}
-	_, _ = w.Write([]byte("ready\n"))
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -37,6 +38,7 @@ type options struct {
 	routes       []route
 	interceptors []connect.ServerInterceptor
 	middleware   []func(http.Handler) http.Handler
+	readiness    []func(context.Context) error
 }
 
 type route struct {
@@ -93,6 +95,22 @@ func WithMiddleware(mw func(http.Handler) http.Handler) Option {
 	return optionFunc(func(o *options) {
 		if mw != nil {
 			o.middleware = append(o.middleware, mw)
+		}
+	})
+}
+
+// WithReadiness makes the server ready only while check returns nil, such
+// as a ping of a session store the replicas share: while it fails, /readyz
+// answers 503 and the health service reports NOT_SERVING for the whole
+// server and every service, and both recover by themselves once it passes
+// again. The check runs at most once a second, whoever asks, within a
+// second; the answers in between reuse its verdict. Why it fails is
+// logged, never answered. May be given several times: every check must
+// pass. A nil check is skipped. Default: ready until the server drains.
+func WithReadiness(check func(ctx context.Context) error) Option {
+	return optionFunc(func(o *options) {
+		if check != nil {
+			o.readiness = append(o.readiness, check)
 		}
 	})
 }

@@ -60,6 +60,7 @@ func New(opts ...Option) (*Server, error) {
 	}
 	s.interceptors = append([]connect.ServerInterceptor{edgeInterceptor(s.logger)}, o.interceptors...)
 	s.health = newHealth()
+	s.health.setReadiness(s.logger, o.readiness)
 	s.mux = newRouteMux()
 	// Health and reflection share the services' interceptors. Reflection
 	// lists health and the mounted services, and describes only the files

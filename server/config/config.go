@@ -196,13 +196,32 @@ type Session struct {
 	Store string `yaml:"store"`
 	// MaxSessions caps the memory store. Default 100000.
 	MaxSessions int `yaml:"max_sessions"`
-	// RedisURL is a redis:// or rediss:// URL, required when Store is
-	// StoreRedis.
+	// RedisURL is redis://[user[:password]@]host[:port][/db], or
+	// rediss:// for TLS, required when Store is StoreRedis. Its host is
+	// the Redis server; with RedisCluster a Cluster node, with
+	// RedisMasterName a Sentinel.
 	RedisURL string `yaml:"redis_url"`
 	// RedisPassword is the Redis password from CUSTODIAN_REDIS_PASSWORD;
 	// when non-empty it replaces any password in RedisURL. It is never
 	// read from YAML.
 	RedisPassword string `yaml:"-"`
+	// RedisAddrs are more host:port addresses: Redis Cluster nodes with
+	// RedisCluster, Sentinels with RedisMasterName. Default none.
+	RedisAddrs []string `yaml:"redis_addrs"`
+	// RedisCluster says that the Redis servers are Redis Cluster nodes.
+	RedisCluster bool `yaml:"redis_cluster"`
+	// RedisMasterName, when set, is the name of the master that Redis
+	// Sentinel monitors; the Redis addresses are then the Sentinels'.
+	RedisMasterName string `yaml:"redis_master_name"`
+	// RedisPoolSize is the most connections to one Redis server. Default
+	// 100 when Store is StoreRedis.
+	RedisPoolSize int `yaml:"redis_pool_size"`
+	// RedisDialTimeout, RedisReadTimeout and RedisWriteTimeout bound
+	// connecting to Redis, waiting for a reply and sending a command.
+	// Defaults 2s, 1s and 1s when Store is StoreRedis.
+	RedisDialTimeout  time.Duration `yaml:"redis_dial_timeout"`
+	RedisReadTimeout  time.Duration `yaml:"redis_read_timeout"`
+	RedisWriteTimeout time.Duration `yaml:"redis_write_timeout"`
 	// KeysFile holds session keys, one base64 32-byte key per line.
 	// Required unless CUSTODIAN_SESSION_KEYS is set, which wins.
 	KeysFile string `yaml:"keys_file"`
@@ -226,7 +245,9 @@ type CORS struct {
 }
 
 // RateLimits are token buckets that bound how fast clients may call the
-// gateway, kept in memory by each gateway instance. Unlike other fields, a
+// gateway: in Redis, shared by every replica, when session.store is redis
+// (each replica falls back to its own buckets while Redis is unreachable),
+// and otherwise in memory by each gateway instance. Unlike other fields, a
 // limit that is present but zero is not defaulted: it is turned off. Only
 // an absent (nil) limit takes its default.
 type RateLimits struct {

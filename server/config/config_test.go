@@ -116,6 +116,19 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+func TestRedisDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse([]byte(minimalYAML+"session:\n  store: redis\n  redis_url: redis://redis\n  redis_read_timeout: 250ms\n"), "", envFunc(testEnv()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Session
+	if s.RedisPoolSize != 100 || s.RedisDialTimeout != 2*time.Second || s.RedisReadTimeout != 250*time.Millisecond || s.RedisWriteTimeout != time.Second {
+		t.Errorf("pool size %d, timeouts %v %v %v; want 100, 2s, 250ms (set), 1s",
+			s.RedisPoolSize, s.RedisDialTimeout, s.RedisReadTimeout, s.RedisWriteTimeout)
+	}
+}
+
 func TestApplyDefaultsKeepsSetValues(t *testing.T) {
 	t.Parallel()
 	cfg, err := config.Parse([]byte(edit(t, fullYAML, "  read_timeout: 30s", "  read_timeout: 7s\n  write_timeout: 1m")), "", envFunc(testEnv()))

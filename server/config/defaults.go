@@ -7,6 +7,7 @@ import (
 
 	"github.com/custodian-bff/custodian/server"
 	"github.com/custodian-bff/custodian/server/session"
+	"github.com/custodian-bff/custodian/server/session/redisstore"
 )
 
 // Defaults for fields left empty or zero.
@@ -64,6 +65,14 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&ss.Store, StoreMemory)
 	setDefault(&ss.MaxSessions, session.DefaultMaxSessions)
 	setDefault(&ss.RefreshSkew, session.DefaultRefreshSkew)
+	if ss.Store == StoreRedis {
+		// The store's own defaults, so that each is defined once; only for
+		// Redis, so that they are refused with the memory store.
+		setDefault(&ss.RedisPoolSize, redisstore.DefaultPoolSize)
+		setDefault(&ss.RedisDialTimeout, redisstore.DefaultDialTimeout)
+		setDefault(&ss.RedisReadTimeout, redisstore.DefaultReadTimeout)
+		setDefault(&ss.RedisWriteTimeout, redisstore.DefaultWriteTimeout)
+	}
 
 	for i, o := range c.CORS.AllowedOrigins {
 		c.CORS.AllowedOrigins[i] = trimOriginSlash(o)

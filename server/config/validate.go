@@ -234,20 +234,25 @@ func (s *Session) validate(p *problems, reported secretProblems, publicURL *url.
 
 	switch s.Store {
 	case StoreMemory:
-		if s.RedisURL != "" {
-			p.addf("session.redis_url", "set, but session.store is %q; set store to %q or remove redis_url", StoreMemory, StoreRedis)
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"redis_url", s.RedisURL != ""},
+			{"redis_addrs", len(s.RedisAddrs) > 0},
+			{"redis_cluster", s.RedisCluster},
+			{"redis_master_name", s.RedisMasterName != ""},
+			{"redis_pool_size", s.RedisPoolSize != 0},
+			{"redis_dial_timeout", s.RedisDialTimeout != 0},
+			{"redis_read_timeout", s.RedisReadTimeout != 0},
+			{"redis_write_timeout", s.RedisWriteTimeout != 0},
+		} {
+			if f.set {
+				p.addf("session."+f.name, "set, but session.store is %q; set store to %q or remove %s", StoreMemory, StoreRedis, f.name)
+			}
 		}
 	case StoreRedis:
-		// Messages about the URL never quote it: it may hold a password.
-		u, err := url.Parse(s.RedisURL)
-		switch {
-		case s.RedisURL == "":
-			p.addf("session.redis_url", "required when session.store is %q", StoreRedis)
-		case err != nil:
-			p.addf("session.redis_url", "is not a valid URL")
-		case u.Scheme != "redis" && u.Scheme != "rediss" || u.Host == "" || u.Opaque != "":
-			p.addf("session.redis_url", "must be a redis:// or rediss:// URL with a host")
-		}
+		s.validateRedis(p)
 	default:
 		p.addf("session.store", "%s is not one of %s, %s", quote(s.Store), StoreMemory, StoreRedis)
 	}
@@ -267,6 +272,53 @@ func (s *Session) validate(p *problems, reported secretProblems, publicURL *url.
 	if s.RefreshSkew < 0 || s.RefreshSkew > maxRefreshSkew {
 		p.addf("session.refresh_skew", "%v is not between 0s and %v", s.RefreshSkew, maxRefreshSkew)
 	}
+}
+
+// maxRedisPoolSize bounds session.redis_pool_size: Redis's default limit
+// of clients is 10000, shared by every replica.
+const maxRedisPoolSize = 10000
+
+func (s *Session) validateRedis(p *problems) {
+	// Messages about the URL never quote it: it may hold a password.
+	u, err := url.Parse(s.RedisURL)
+	switch {
+	case s.RedisURL == "":
+		p.addf("session.redis_url", "required when session.store is %q", StoreRedis)
+	case err != nil:
+		p.addf("session.redis_url", "is not a valid URL")
+	case u.Scheme != "redis" && u.Scheme != "rediss" || u.Hostname() == "" || u.Opaque != "":
+		p.addf("session.redis_url", "must be a redis:// or rediss:// URL with a host")
+	case u.RawQuery != "" || u.Fragment != "":
+		p.addf("session.redis_url", "must have no query or fragment; the session.redis_* fields are the settings")
+	default:
+		if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+			n, err := strconv.Atoi(db)
+			switch {
+			case err != nil || n < 0:
+				p.addf("session.redis_url", "path must be a database number, such as /0")
+			case n != 0 && s.RedisCluster:
+				p.addf("session.redis_url", "database %d: a Redis Cluster has only database 0", n)
+			}
+		}
+	}
+	for i, addr := range s.RedisAddrs {
+		host, port, err := net.SplitHostPort(addr)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || !validHost(host) {
+			p.addf(fmt.Sprintf("session.redis_addrs[%d]", i), "%s is not host:port, such as redis-2.internal:6379", quote(addr))
+		}
+	}
+	switch {
+	case s.RedisCluster && s.RedisMasterName != "":
+		p.addf("session.redis_master_name", "set with redis_cluster: a Sentinel master and a Redis Cluster exclude each other")
+	case len(s.RedisAddrs) > 0 && !s.RedisCluster && s.RedisMasterName == "":
+		p.addf("session.redis_addrs", "set, but neither redis_cluster nor redis_master_name is: one server needs only redis_url")
+	}
+	if s.RedisPoolSize <= 0 || s.RedisPoolSize > maxRedisPoolSize {
+		p.addf("session.redis_pool_size", "%d is not between 1 and %d", s.RedisPoolSize, maxRedisPoolSize)
+	}
+	positive(p, "session.redis_dial_timeout", s.RedisDialTimeout)
+	positive(p, "session.redis_read_timeout", s.RedisReadTimeout)
+	positive(p, "session.redis_write_timeout", s.RedisWriteTimeout)
 }
 
 func (c *CORS) validate(p *problems) {

@@ -3,6 +3,7 @@ package login
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -91,6 +92,12 @@ func (f *Flow) serveLogoutGet(w http.ResponseWriter, r *http.Request) {
 
 func (f *Flow) serveLogout(w http.ResponseWriter, r *http.Request, allowed func(*session.Session) bool) {
 	s, err := f.sessions.FromHeader(r.Context(), r.Header)
+	if _, verdict := errors.AsType[*session.Error](err); err != nil && !verdict {
+		// The store cannot answer: the session may be live. Keep the
+		// cookie, so that the user can sign out once it answers again.
+		f.page(w, r, http.StatusServiceUnavailable, pageLogoutUnavailable, "")
+		return
+	}
 	if err != nil {
 		// No live session: nothing to end, but clear a stale cookie.
 		http.SetCookie(w, f.sessions.ClearCookie())

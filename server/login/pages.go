@@ -21,17 +21,19 @@ const (
 	pageContinue
 	pageBadLogoutLink
 	pageForbidden
+	pageLogoutUnavailable
 )
 
 var pageText = map[pageKind]struct{ title, body string }{
-	pageNotFound:        {"Not found", "There is nothing here."},
-	pageBadAttempt:      {"Sign-in expired", "This sign-in attempt is unknown, was already used or has expired. Please sign in again."},
-	pageProviderRefused: {"Sign-in not completed", "The identity provider did not sign you in."},
-	pageLoginFailed:     {"Sign-in failed", "The sign-in could not be completed. Please sign in again."},
-	pageProviderDown:    {"Sign-in unavailable", "The identity provider cannot be reached right now. Please try again in a moment."},
-	pageContinue:        {"Signed in", "You are signed in."},
-	pageBadLogoutLink:   {"Sign-out link not valid", "This sign-out link does not belong to your session. Use the sign-out button of the application."},
-	pageForbidden:       {"Request refused", "This request was refused."},
+	pageNotFound:          {"Not found", "There is nothing here."},
+	pageBadAttempt:        {"Sign-in expired", "This sign-in attempt is unknown, was already used or has expired. Please sign in again."},
+	pageProviderRefused:   {"Sign-in not completed", "The identity provider did not sign you in."},
+	pageLoginFailed:       {"Sign-in failed", "The sign-in could not be completed. Please sign in again."},
+	pageProviderDown:      {"Sign-in unavailable", "The identity provider cannot be reached right now. Please try again in a moment."},
+	pageContinue:          {"Signed in", "You are signed in."},
+	pageBadLogoutLink:     {"Sign-out link not valid", "This sign-out link does not belong to your session. Use the sign-out button of the application."},
+	pageForbidden:         {"Request refused", "This request was refused."},
+	pageLogoutUnavailable: {"Sign-out unavailable", "Sessions cannot be reached right now, so you are still signed in. Please try again in a moment."},
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>

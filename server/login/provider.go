@@ -190,6 +190,20 @@ func (p *Provider) Exchange(ctx context.Context, subjectToken, audience string) 
 	return session.Tokens{AccessToken: tok.AccessToken, AccessExpiry: tok.Expiry}, nil
 }
 
+// Revoke revokes refreshToken at the provider (RFC 7009), where the
+// provider has a revocation endpoint. It makes the Provider a
+// session.Revoker, so "sign out everywhere" revokes the refresh tokens of
+// the sessions it ends.
+func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
+	d, err := p.discover(ctx)
+	if err != nil {
+		return err
+	}
+	return p.revoke(ctx, d, refreshToken)
+}
+
+var _ session.Revoker = (*Provider)(nil)
+
 // revoke revokes a refresh token (RFC 7009) where the provider supports it.
 func (p *Provider) revoke(ctx context.Context, d *discovered, refreshToken string) error {
 	if d.revocationURL == "" || refreshToken == "" {

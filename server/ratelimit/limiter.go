@@ -28,10 +28,11 @@ func (l Limit) enabled() bool { return l.Rate > 0 }
 // *Buckets, which [NewBuckets] returns for a disabled Limit, allows
 // everything. It is safe for concurrent use.
 type Buckets struct {
-	limit rate.Limit
-	burst int
-	now   func() time.Time
-	cache *lru.Cache[string, *rate.Limiter]
+	config Limit // as given, Burst at least 1: what a Shared backend is asked for
+	limit  rate.Limit
+	burst  int
+	now    func() time.Time
+	cache  *lru.Cache[string, *rate.Limiter]
 }
 
 // NewBuckets returns buckets of limit for up to capacity keys (below 1:
@@ -48,7 +49,8 @@ func NewBuckets(limit Limit, capacity int, now func() time.Time) *Buckets {
 		now = time.Now
 	}
 	cache, _ := lru.New[string, *rate.Limiter](capacity) // fails only for a size <= 0
-	return &Buckets{limit: rate.Limit(limit.Rate), burst: max(limit.Burst, 1), now: now, cache: cache}
+	limit.Burst = max(limit.Burst, 1)
+	return &Buckets{config: limit, limit: rate.Limit(limit.Rate), burst: limit.Burst, now: now, cache: cache}
 }
 
 // Allow takes a token from key's bucket and reports whether there was one.

@@ -14,6 +14,7 @@ type options struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	capacity int
+	shared   Shared
 }
 
 type optionFunc func(*options)
@@ -26,8 +27,21 @@ func WithLogger(logger *slog.Logger) Option {
 	return optionFunc(func(o *options) { o.logger = logger })
 }
 
-// WithClock sets the clock buckets fill by. Default: time.Now; tests move
-// it instead of sleeping.
+// WithShared keeps the buckets in shared, a backend that every replica of
+// the gateway uses (package redislimit implements it on Redis), so that a
+// client's limits hold across replicas rather than per replica. While
+// shared does not answer, the Limiter applies its own in-memory buckets,
+// the same limits per replica, logs one warning for the outage, and tries
+// shared again on one request a second; it logs when shared is back.
+// Default: none, the buckets are this Limiter's own.
+func WithShared(shared Shared) Option {
+	return optionFunc(func(o *options) { o.shared = shared })
+}
+
+// WithClock sets the clock the in-memory buckets fill by, and that paces
+// retries of a shared backend that is down (a shared backend fills its
+// buckets by its own clock). Default: time.Now; tests move it instead of
+// sleeping.
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(o *options) { o.now = now })
 }

@@ -6,11 +6,14 @@
 //
 // The client address is found by [ClientIP], which believes forwarding
 // headers only from trusted proxies. Buckets live in memory, per gateway
-// instance, in LRUs of bounded size.
+// instance, in LRUs of bounded size, or, with [WithShared], in a store that
+// every replica shares (package redislimit), with the in-memory buckets as
+// the fallback while that store is unreachable.
 package ratelimit
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -66,6 +69,9 @@ type Limiter struct {
 	perSession *Buckets
 	login      *Buckets
 	methods    map[string]*Buckets
+
+	shared Shared // nil: the buckets above decide alone
+	state  sharedState
 }
 
 // New returns a Limiter for cfg. cookieName is the session cookie's name;
@@ -85,6 +91,7 @@ func New(cfg Config, cookieName string, trusted []netip.Prefix, opts ...Option) 
 		perSession: NewBuckets(cfg.PerSession, o.capacity, o.now),
 		login:      NewBuckets(cfg.Login, o.capacity, o.now),
 		methods:    make(map[string]*Buckets, len(cfg.Methods)),
+		shared:     o.shared,
 	}
 	for procedure, limit := range cfg.Methods {
 		if b := NewBuckets(limit, o.capacity, o.now); b != nil {
@@ -125,54 +132,93 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	})
 }
 
+// dimension is one bucket that applies to a request.
+type dimension struct {
+	name      string // per_ip, per_session, login or method, as logged
+	buckets   *Buckets
+	procedure string // for method buckets
+	key       string // the client's key in buckets
+}
+
+// sharedKey names the bucket in a Shared store: the kind of bucket, the
+// procedure for a method bucket, and the client's key.
+func (d dimension) sharedKey() string {
+	if d.procedure != "" {
+		return d.name + ":" + d.procedure + ":" + d.key
+	}
+	return d.name + ":" + d.key
+}
+
 // allow takes a token from each bucket that applies to r, or from none, and
-// names the bucket that refused.
+// names the bucket that refused. The buckets are the shared store's when
+// there is one and it answers, the Limiter's own otherwise.
 func (l *Limiter) allow(r *http.Request, ip netip.Addr) (ok bool, retryAfter time.Duration, refusedBy string) {
 	var (
-		buckets [4]*rate.Limiter
-		names   [4]string
-		n       int
+		dims [4]dimension
+		n    int
 	)
-	add := func(name string, b *Buckets, key string) {
+	add := func(name string, b *Buckets, procedure, key string) {
 		if b != nil {
-			buckets[n], names[n] = b.bucket(key), name
+			dims[n] = dimension{name: name, buckets: b, procedure: procedure, key: key}
 			n++
 		}
 	}
+	// Most specific first: see allowShared.
 	ipKey := addrKey(ip)
 	sessionKey, hasSession := l.sessionKey(r)
-	add("per_ip", l.perIP, ipKey)
-	if hasSession {
-		add("per_session", l.perSession, sessionKey)
-	}
 	path := r.URL.Path
-	if isLoginPath(path) {
-		add("login", l.login, ipKey)
-	}
 	if b := l.methods[path]; b != nil {
 		if hasSession {
-			add("method", b, "session "+sessionKey)
+			add("method", b, path, "session:"+sessionKey)
 		} else {
-			add("method", b, "ip "+ipKey)
+			add("method", b, path, "ip:"+ipKey)
 		}
+	}
+	if isLoginPath(path) {
+		add("login", l.login, "", ipKey)
+	}
+	if hasSession {
+		add("per_session", l.perSession, "", sessionKey)
+	}
+	add("per_ip", l.perIP, "", ipKey)
+	if n == 0 {
+		return true, 0, ""
+	}
+	if l.shared != nil {
+		if ok, retryAfter, i, answered := l.allowShared(r.Context(), dims[:n]); answered {
+			if !ok {
+				return false, retryAfter, dims[i].name
+			}
+			return true, 0, ""
+		}
+	}
+	var buckets [len(dims)]*rate.Limiter
+	for i, d := range dims[:n] {
+		buckets[i] = d.buckets.bucket(d.key)
 	}
 	ok, retryAfter, i := take(l.now(), buckets[:n])
 	if !ok {
-		return false, retryAfter, names[i]
+		return false, retryAfter, dims[i].name
 	}
 	return true, 0, ""
 }
 
+// sessionDigestContext separates the limiter's digests of session ids from
+// any other hash of them, such as the session store's keys.
+const sessionDigestContext = "custodian rate limit session\x00"
+
 // sessionKey returns a digest of the request's first non-empty session
-// cookie: the limiter keeps no session ids, which are bearer credentials.
+// cookie, base64url-encoded: the limiter keeps no session ids, which are
+// bearer credentials, in memory or in a shared store.
 func (l *Limiter) sessionKey(r *http.Request) (string, bool) {
 	if l.cookieName == "" {
 		return "", false
 	}
 	for _, c := range r.CookiesNamed(l.cookieName) {
 		if c.Value != "" {
-			sum := sha256.Sum256([]byte(c.Value))
-			return string(sum[:]), true
+			var buf [128]byte
+			sum := sha256.Sum256(append(append(buf[:0], sessionDigestContext...), c.Value...))
+			return base64.RawURLEncoding.EncodeToString(sum[:]), true
 		}
 	}
 	return "", false

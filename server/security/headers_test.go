@@ -21,7 +21,10 @@ import (
 // "no-store" itself, as session.Service.GetSession does, and fails when
 // asked to: connect-go adds a handler's response headers to those already
 // set, success or error.
-type noStoreSessions struct{ fail bool }
+type noStoreSessions struct {
+	custodianv1connect.UnimplementedSessionServiceHandler
+	fail bool
+}
 
 func (s noStoreSessions) GetSession(ctx context.Context, _ *custodianv1.GetSessionRequest) (*custodianv1.GetSessionResponse, error) {
 	if info, ok := connect.CallInfoForServerContext(ctx); ok {

@@ -22,7 +22,10 @@ import (
 const cookieName = "__Host-custodian"
 
 // sessions is a SessionService that counts the calls that reach it.
-type sessions struct{ calls *atomic.Int32 }
+type sessions struct {
+	custodianv1connect.UnimplementedSessionServiceHandler
+	calls *atomic.Int32
+}
 
 func (s sessions) GetSession(context.Context, *custodianv1.GetSessionRequest) (*custodianv1.GetSessionResponse, error) {
 	s.calls.Add(1)

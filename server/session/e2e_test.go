@@ -5,14 +5,20 @@ package session_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/custodian-bff/custodian"
 	profilesv1 "github.com/custodian-bff/custodian/gen/go/acme/profiles/v1"
+	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
+	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 	"github.com/custodian-bff/custodian/internal/gatewaytest"
 	"github.com/custodian-bff/custodian/server/config"
 	"github.com/custodian-bff/custodian/server/session"
+	"github.com/custodian-bff/custodian/server/session/sessiontest"
 )
 
 // TestRefresh lets the session's access token expire on the
@@ -105,5 +111,110 @@ func TestRefresh(t *testing.T) {
 	b.WantNoSession(t, session.ReasonRefreshFailed)
 	if n := refreshes(); n != 1 {
 		t.Errorf("%d successful refreshes, want 1", n)
+	}
+}
+
+// TestSignOutEverywhereGateway: alice signed in with two browsers calls
+// SignOutEverywhere in one, over each protocol: both sessions end (the
+// other browser is refused with SIGNED_OUT), the caller's cookie is
+// cleared, bob is untouched, and anonymous callers are refused.
+func TestSignOutEverywhereGateway(t *testing.T) {
+	t.Parallel()
+	e := gatewaytest.NewDemoEnv(t)
+	ctx := context.Background()
+	bob := e.SignedIn(t, "bob")
+	for _, p := range gatewaytest.RPCProtocols() {
+		t.Run(p.Name, func(t *testing.T) {
+			here, there := e.SignedIn(t, "alice"), e.SignedIn(t, "alice")
+			old := here.CookieHeader()
+			res, err := here.Sessions(p).SignOutEverywhere(ctx, &custodianv1.SignOutEverywhereRequest{})
+			if err != nil {
+				t.Fatalf("SignOutEverywhere: %v", err)
+			}
+			if n := res.GetEndedSessions(); n != 2 {
+				t.Errorf("ended %d sessions, want 2", n)
+			}
+			if c := here.Cookie(e.Gateway.Sessions().CookieName()); c != "" {
+				t.Errorf("the caller's cookie was not cleared: %q", c)
+			}
+			_, err = e.SessionWith(old)
+			gatewaytest.WantReason(t, "GetSession with the caller's old cookie", err, session.ReasonSignedOut)
+			there.WantNoSession(t, session.ReasonSignedOut)
+			bob.MustSession(t, "bob")
+
+			_, err = e.Browser(t).Sessions(p).SignOutEverywhere(ctx, &custodianv1.SignOutEverywhereRequest{})
+			gatewaytest.WantReason(t, "anonymous SignOutEverywhere", err, session.ReasonNoSession)
+			_, err = there.Sessions(p).SignOutEverywhere(ctx, &custodianv1.SignOutEverywhereRequest{})
+			gatewaytest.WantReason(t, "SignOutEverywhere from the other browser", err, session.ReasonSignedOut)
+		})
+	}
+}
+
+// TestStoreDownGateway: while the session store is down, every call that
+// needs a session fails with unavailable and a retry hint over every
+// protocol, /readyz answers 503 (health's NOT_SERVING, which follows the
+// same check, is tested in package server), anonymous calls work, and the
+// same session works again once the store is back.
+func TestStoreDownGateway(t *testing.T) {
+	t.Parallel()
+	mem, err := session.NewMemoryStore(1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newFlakyStore(mem, sessiontest.NewLeaseTable())
+	e := gatewaytest.NewDemoEnv(t,
+		gatewaytest.WithGatewayOption(custodian.WithSessionStore(store)),
+		gatewaytest.WithProfileService(),
+	)
+	ctx := context.Background()
+	alice := e.SignedIn(t, "alice")
+	alice.MustSession(t, "alice")
+	readyz := func() int {
+		res, err := e.Plain.Get(e.Public + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	waitReady := func(want int) {
+		t.Helper()
+		waitFor(t, "/readyz to answer "+http.StatusText(want), func() bool { return readyz() == want })
+	}
+	waitReady(http.StatusOK)
+
+	store.down()
+	waitReady(http.StatusServiceUnavailable)
+	for _, p := range gatewaytest.RPCProtocols() {
+		_, err := alice.Sessions(p).GetSession(ctx, &custodianv1.GetSessionRequest{})
+		wantUnavailable(t, p.Name+": GetSession", err)
+		_, err = alice.Profiles(p).GetProfile(ctx, &profilesv1.GetProfileRequest{})
+		wantUnavailable(t, p.Name+": GetProfile", err)
+		_, err = alice.Sessions(p).SignOutEverywhere(ctx, &custodianv1.SignOutEverywhereRequest{})
+		wantUnavailable(t, p.Name+": SignOutEverywhere", err)
+		if _, err := e.Browser(t).Products(p).ListProducts(ctx, &storefrontv1.ListProductsRequest{}); err != nil {
+			t.Errorf("%s: anonymous ListProducts while the store is down: %v", p.Name, err)
+		}
+	}
+	// Signing out cannot end a session the store cannot reach: the answer
+	// says so, and the cookie stays for a later try.
+	logout, err := http.NewRequest(http.MethodPost, e.Public+"/auth/logout", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logout.Header.Set("X-CSRF", "1")
+	if hop := alice.Do(t, logout); hop.Status != http.StatusServiceUnavailable || len(hop.Header.Values("Set-Cookie")) != 0 {
+		t.Errorf("POST /auth/logout while the store is down: %d, Set-Cookie %q; want 503 and no cookie change", hop.Status, hop.Header.Values("Set-Cookie"))
+	}
+	if alice.Cookie(e.Gateway.Sessions().CookieName()) == "" {
+		t.Fatal("the browser lost its cookie while the store was down")
+	}
+
+	store.heal()
+	waitReady(http.StatusOK)
+	alice.MustSession(t, "alice")
+	if res, err := alice.Profiles(gatewaytest.Connect).GetProfile(ctx, &profilesv1.GetProfileRequest{}); err != nil || res.GetProfile().GetSubject() != "alice" {
+		t.Errorf("GetProfile after the store came back: %v, %v", res, err)
 	}
 }

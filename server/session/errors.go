@@ -2,9 +2,12 @@ package session
 
 import (
 	"errors"
+	"time"
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connectproto"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
 )
@@ -60,9 +63,22 @@ func reasonText(reason Reason) string {
 	}
 }
 
-// errUnavailable is what callers see when the session store cannot answer.
+// StoreRetryDelay is the retry hint of the answer callers get while the
+// session store cannot answer: CodeUnavailable with a google.rpc.RetryInfo
+// detail of this delay. The session is kept; retrying after the delay
+// (with backoff) is safe, and signing in again is never needed.
+const StoreRetryDelay = time.Second
+
+// errUnavailable is what callers see when the session store cannot answer:
+// CodeUnavailable with a google.rpc.RetryInfo detail, never
+// CodeUnauthenticated, so clients retry instead of sending the user to
+// sign in.
 func errUnavailable() error {
-	return connect.NewError(connect.CodeUnavailable, "sessions are unavailable, try again")
+	err := connect.NewError(connect.CodeUnavailable, "sessions are unavailable, try again")
+	if detail, detailErr := connectproto.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(StoreRetryDelay)}); detailErr == nil {
+		err = err.WithDetail(detail)
+	}
+	return err
 }
 
 // errProviderUnavailable is what callers see when the identity provider

@@ -18,11 +18,12 @@ type Exchanger interface {
 }
 
 // ExchangedToken returns a token of s for audience, exchanged from its
-// access token and kept per session and audience until it nears expiry.
-// Concurrent callers share one exchange; logout and every other end of the
-// session drop the kept tokens.
+// access token and kept per session and audience until it nears expiry or
+// the session's access token changes (a refresh here or on another
+// replica). Concurrent callers share one exchange; logout and every other
+// end of the session drop the kept tokens.
 func (m *Manager) ExchangedToken(ctx context.Context, s *Session, audience string) (string, error) {
-	if t, ok := m.cachedExchange(s.key, audience); ok {
+	if t, ok := m.cachedExchange(s.key, audience, s.Tokens().AccessToken); ok {
 		return t.AccessToken, nil
 	}
 	return m.exchange(ctx, s, audience, "")
@@ -31,7 +32,7 @@ func (m *Manager) ExchangedToken(ctx context.Context, s *Session, audience strin
 // RenewExchangedToken returns a token for audience other than rejected,
 // which a backend just refused.
 func (m *Manager) RenewExchangedToken(ctx context.Context, s *Session, audience, rejected string) (string, error) {
-	if t, ok := m.cachedExchange(s.key, audience); ok && t.AccessToken != rejected {
+	if t, ok := m.cachedExchange(s.key, audience, s.Tokens().AccessToken); ok && t.AccessToken != rejected {
 		return t.AccessToken, nil
 	}
 	m.forgetExchange(s.key, audience, rejected)
@@ -51,8 +52,17 @@ func (m *Manager) exchange(ctx context.Context, s *Session, audience, rejected s
 
 // exchangeStored exchanges the session's access token for audience and
 // keeps the result, unless the session ended or another flight already did.
+//
+// Exchanges take no lease, even with a store shared by replicas: they
+// present the access token, which the provider does not spend, so two
+// replicas exchanging at once only get two valid tokens. What each replica
+// keeps is bound to the access token it came from, which every request
+// reads from the record: once any replica refreshes the session, the
+// others exchange again instead of using a token derived from the
+// replaced one, and once any replica ends it, the record refuses the next
+// request before a kept token is looked at.
 func (m *Manager) exchangeStored(ctx context.Context, s *Session, audience string) (Tokens, error) {
-	if t, ok := m.cachedExchange(s.key, audience); ok {
+	if t, ok := m.cachedExchange(s.key, audience, s.Tokens().AccessToken); ok {
 		return t, nil
 	}
 	// The caller may hold a session that has ended since it was loaded: it
@@ -64,6 +74,9 @@ func (m *Manager) exchangeStored(ctx context.Context, s *Session, audience strin
 	if err != nil {
 		return Tokens{}, err
 	}
+	if t, ok := m.cachedExchange(s.key, audience, subject); ok {
+		return t, nil // the session's token was refreshed, and exchanged already
+	}
 	t, err := m.exchanger.Exchange(ctx, subject, audience)
 	if errors.Is(err, ErrRefreshRejected) {
 		// The subject token may have been replaced meanwhile (a refresh
@@ -74,7 +87,8 @@ func (m *Manager) exchangeStored(ctx context.Context, s *Session, audience strin
 			return Tokens{}, rerr
 		}
 		if renewed != subject {
-			t, err = m.exchanger.Exchange(ctx, renewed, audience)
+			subject = renewed
+			t, err = m.exchanger.Exchange(ctx, subject, audience)
 		}
 	}
 	switch {
@@ -92,7 +106,7 @@ func (m *Manager) exchangeStored(ctx context.Context, s *Session, audience strin
 	if err := m.live(ctx, s.key); err != nil {
 		return Tokens{}, err
 	}
-	m.keepExchange(s.key, audience, t)
+	m.keepExchange(s.key, audience, subject, t)
 	return t, nil
 }
 
@@ -112,26 +126,36 @@ func (m *Manager) live(ctx context.Context, key string) error {
 	return nil
 }
 
-func (m *Manager) cachedExchange(key, audience string) (Tokens, bool) {
+// exchangedToken is a kept exchange: the token, and the session's access
+// token it was exchanged from.
+type exchangedToken struct {
+	Tokens
+	subject string
+}
+
+// cachedExchange returns the kept token of the session under key for
+// audience, if it is fresh and was exchanged from subject, the session's
+// current access token.
+func (m *Manager) cachedExchange(key, audience, subject string) (Tokens, bool) {
 	byAudience, ok := m.exchanged.Get(key)
 	if !ok {
 		return Tokens{}, false
 	}
 	t, ok := byAudience[audience]
-	return t, ok && m.fresh(t)
+	return t.Tokens, ok && t.subject == subject && m.fresh(t.Tokens)
 }
 
 // keepExchange and forgetExchange copy the per-session map, so readers of
 // the old one never see it change.
-func (m *Manager) keepExchange(key, audience string, t Tokens) {
+func (m *Manager) keepExchange(key, audience, subject string, t Tokens) {
 	m.exchMu.Lock()
 	defer m.exchMu.Unlock()
 	old, _ := m.exchanged.Peek(key)
 	next := maps.Clone(old)
 	if next == nil {
-		next = make(map[string]Tokens, 1)
+		next = make(map[string]exchangedToken, 1)
 	}
-	next[audience] = t
+	next[audience] = exchangedToken{Tokens: t, subject: subject}
 	m.exchanged.Add(key, next)
 }
 

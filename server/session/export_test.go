@@ -1,6 +1,9 @@
 package session
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
 // StoreKey exposes storeKey: the key the store knows a session id by.
 var StoreKey = storeKey
@@ -25,3 +28,12 @@ func (s *MemoryStore) IndexSizes() (subjects, sids int) {
 	defer s.mu.Unlock()
 	return len(s.bySubject), len(s.bySID)
 }
+
+// WithLeaseTTL sets the refresh lease's TTL in place of RefreshLeaseTTL, so
+// that tests of dead holders take a fraction of a second.
+func WithLeaseTTL(d time.Duration) Option {
+	return optionFunc(func(m *Manager) { m.leaseTTL = d })
+}
+
+// LeaseName exposes leaseName: the refresh lease of the session under key.
+var LeaseName = leaseName

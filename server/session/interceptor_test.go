@@ -196,6 +196,7 @@ func TestUserTokensActsForAttachedSession(t *testing.T) {
 // probe is a SessionService that records what the session interceptor
 // gave it.
 type probe struct {
+	custodianv1connect.UnimplementedSessionServiceHandler
 	subject chan string
 }
 

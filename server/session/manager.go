@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/custodian-bff/custodian/server/keyring"
@@ -35,9 +36,14 @@ type Manager struct {
 	loginURL  string
 
 	opened    *lru.Cache[string, openedPayload]
-	exchanger Exchanger                             // nil when the refresher cannot exchange tokens
-	exchanged *lru.Cache[string, map[string]Tokens] // by store key, then audience
-	exchMu    sync.Mutex                            // read-modify-write of exchanged
+	exchanger Exchanger                                     // nil when the refresher cannot exchange tokens
+	exchanged *lru.Cache[string, map[string]exchangedToken] // by store key, then audience
+	exchMu    sync.Mutex                                    // read-modify-write of exchanged
+	revoker   Revoker                                       // nil when the refresher cannot revoke tokens
+
+	leaser   Leaser        // nil unless the store is shared by replicas
+	leaseTTL time.Duration // RefreshLeaseTTL but in tests
+	unsaved  *lru.Cache[string, unsavedTokens]
 
 	mu      sync.Mutex
 	flights map[string]*flight // refreshes in progress, by store key
@@ -102,13 +108,17 @@ func NewManager(store Store, keys *keyring.Ring, refresher Refresher, opts ...Op
 		skew:      DefaultRefreshSkew,
 		loginURL:  "/auth/login",
 		flights:   make(map[string]*flight),
+		leaseTTL:  RefreshLeaseTTL,
 	}
 	for _, opt := range opts {
 		opt.apply(m)
 	}
 	m.opened, _ = lru.New[string, openedPayload](openedCacheSize) // fails only for a size <= 0
-	m.exchanged, _ = lru.New[string, map[string]Tokens](openedCacheSize)
+	m.exchanged, _ = lru.New[string, map[string]exchangedToken](openedCacheSize)
+	m.unsaved, _ = lru.New[string, unsavedTokens](unsavedCacheSize)
 	m.exchanger, _ = refresher.(Exchanger)
+	m.revoker, _ = refresher.(Revoker)
+	m.leaser, _ = store.(Leaser)
 	m.cookie = m.cookie.withDefaults()
 	m.anonymous = state{m: m}
 	return m
@@ -264,8 +274,94 @@ func (m *Manager) EndMatching(ctx context.Context, subject, sid string) (int, er
 	return len(keys), errors.Join(errs...)
 }
 
+// revokeTimeout bounds the revocations of one EndUser, and revokeParallel
+// how many run at once.
+const (
+	revokeTimeout  = 5 * time.Second
+	revokeParallel = 4
+)
+
+// EndUser ends every live session of s's user on every replica sharing the
+// store, s last, as "sign out everywhere" asks, and returns how many ended.
+// When the refresher is a [Revoker], the refresh tokens of the ended
+// sessions are then revoked at the provider, best effort: a failure is
+// logged, not returned. When the store fails, the error is CodeUnavailable
+// and s has not ended, so the caller can try again with its session.
+func (m *Manager) EndUser(ctx context.Context, s *Session) (int, error) {
+	keys, err := m.store.Find(ctx, s.User.Subject, "")
+	if err != nil {
+		m.logger.ErrorContext(ctx, "session store failed", "error", err)
+		return 0, errUnavailable()
+	}
+	var refreshTokens []string
+	ended := 0
+	var failed error
+	for _, key := range keys {
+		if key == s.key {
+			continue
+		}
+		// Read the refresh token before the record becomes a tombstone; a
+		// record that cannot be read or opened is ended all the same.
+		if rec, err := m.store.Get(ctx, key); err == nil && rec.Ended == 0 {
+			if p, err := m.open(key, rec.Sealed); err == nil && p.Tokens.RefreshToken != "" {
+				refreshTokens = append(refreshTokens, p.Tokens.RefreshToken)
+			}
+		}
+		if err := m.end(ctx, key, ReasonSignedOut); err != nil {
+			failed = err
+			continue
+		}
+		ended++
+	}
+	if failed == nil {
+		// s's own tokens, as stored now: a refresh may have rotated them.
+		if _, p, err := m.read(ctx, s.key); err == nil {
+			refreshTokens = append(refreshTokens, p.Tokens.RefreshToken)
+		} else if connect.CodeOf(err) == connect.CodeUnavailable {
+			failed = err
+		}
+	}
+	if failed == nil {
+		if failed = m.end(ctx, s.key, ReasonSignedOut); failed == nil {
+			ended++
+		}
+	}
+	m.revoke(ctx, refreshTokens)
+	if failed != nil {
+		m.logger.ErrorContext(ctx, "signing out everywhere failed", "subject", s.User.Subject, "sessions", ended, "error", failed)
+		return ended, errUnavailable()
+	}
+	m.logger.InfoContext(ctx, "signed out everywhere", "subject", s.User.Subject, "sessions", ended)
+	return ended, nil
+}
+
+// revoke revokes refreshTokens at the provider, if the refresher can.
+func (m *Manager) revoke(ctx context.Context, refreshTokens []string) {
+	if m.revoker == nil || len(refreshTokens) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
+	defer cancel()
+	sem := make(chan struct{}, revokeParallel)
+	var wg sync.WaitGroup
+	for _, rt := range refreshTokens {
+		if rt == "" {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := m.revoker.Revoke(ctx, rt); err != nil {
+				m.logger.WarnContext(ctx, "refresh token revocation failed", "error", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func (m *Manager) end(ctx context.Context, key string, reason Reason) error {
 	m.dropExchanged(key)
+	m.unsaved.Remove(key)
 	now := m.now()
 	// A tombstone lives as long as an idle session would have, long enough
 	// for the browser's next call to learn the reason.

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"math"
 	"net/url"
 
 	"connectrpc.com/connect/v2"
@@ -42,6 +43,27 @@ func (s *Service) GetSession(ctx context.Context, _ *custodianv1.GetSessionReque
 		AbsoluteExpireTime: timestamppb.New(sess.AbsoluteExpiry),
 		LogoutUrl:          s.logoutURL + "?id=" + url.QueryEscape(sess.LogoutID),
 	}, nil
+}
+
+// SignOutEverywhere ends every session of the signed-in user (see
+// [Manager.EndUser]) and clears the caller's cookie. Anonymous callers get
+// the [*Error] saying why; when the store fails, CodeUnavailable with a
+// retry hint, and the caller keeps its session.
+func (s *Service) SignOutEverywhere(ctx context.Context, _ *custodianv1.SignOutEverywhereRequest) (*custodianv1.SignOutEverywhereResponse, error) {
+	st := stateFrom(ctx)
+	sess, err := st.require()
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.m.EndUser(ctx, sess)
+	if err != nil {
+		return nil, err
+	}
+	if info, ok := connect.CallInfoForServerContext(ctx); ok {
+		info.ResponseHeader().Add("Set-Cookie", st.m.ClearCookie().String())
+		info.ResponseHeader().Set("Cache-Control", "no-store")
+	}
+	return &custodianv1.SignOutEverywhereResponse{EndedSessions: int32(min(n, math.MaxInt32))}, nil
 }
 
 // PublicUser is the browser's view of a user.

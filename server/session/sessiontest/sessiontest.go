@@ -1,5 +1,7 @@
-// Package sessiontest holds the suite every session.Store implementation
-// must pass, and a fake clock for tests of code that keeps sessions.
+// Package sessiontest holds the suites every session.Store and
+// session.Leaser implementation must pass, a fake clock for tests of code
+// that keeps sessions, and an in-process lease table for tests of several
+// managers sharing a store.
 package sessiontest
 
 import (
@@ -451,12 +453,16 @@ func testConcurrent(t *testing.T, s session.Store, clock *Clock) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var ticker sync.WaitGroup
-	ticker.Go(func() { // the clock moves (by little) while the workers run
+	ticker.Go(func() {
+		// The clock moves while the workers run, about as fast as real
+		// time: by little, however slow the store (a network store takes
+		// a second or more for the rounds, where a spinning clock would
+		// move by hours).
 		for {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-time.After(time.Millisecond):
 				clock.Advance(time.Millisecond)
 			}
 		}

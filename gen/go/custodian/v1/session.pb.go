@@ -195,6 +195,87 @@ func (x *GetSessionResponse) GetLogoutUrl() string {
 	return ""
 }
 
+type SignOutEverywhereRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOutEverywhereRequest) Reset() {
+	*x = SignOutEverywhereRequest{}
+	mi := &file_custodian_v1_session_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOutEverywhereRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOutEverywhereRequest) ProtoMessage() {}
+
+func (x *SignOutEverywhereRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_custodian_v1_session_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOutEverywhereRequest.ProtoReflect.Descriptor instead.
+func (*SignOutEverywhereRequest) Descriptor() ([]byte, []int) {
+	return file_custodian_v1_session_proto_rawDescGZIP(), []int{2}
+}
+
+type SignOutEverywhereResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many sessions ended, the caller's own included.
+	EndedSessions int32 `protobuf:"varint,1,opt,name=ended_sessions,json=endedSessions,proto3" json:"ended_sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignOutEverywhereResponse) Reset() {
+	*x = SignOutEverywhereResponse{}
+	mi := &file_custodian_v1_session_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignOutEverywhereResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignOutEverywhereResponse) ProtoMessage() {}
+
+func (x *SignOutEverywhereResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_custodian_v1_session_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignOutEverywhereResponse.ProtoReflect.Descriptor instead.
+func (*SignOutEverywhereResponse) Descriptor() ([]byte, []int) {
+	return file_custodian_v1_session_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SignOutEverywhereResponse) GetEndedSessions() int32 {
+	if x != nil {
+		return x.EndedSessions
+	}
+	return 0
+}
+
 // User is the subset of the identity provider's claims the browser may see.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -210,7 +291,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_custodian_v1_session_proto_msgTypes[2]
+	mi := &file_custodian_v1_session_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -222,7 +303,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_custodian_v1_session_proto_msgTypes[2]
+	mi := &file_custodian_v1_session_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -235,7 +316,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_custodian_v1_session_proto_rawDescGZIP(), []int{2}
+	return file_custodian_v1_session_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *User) GetSubject() string {
@@ -278,7 +359,7 @@ type SessionError struct {
 
 func (x *SessionError) Reset() {
 	*x = SessionError{}
-	mi := &file_custodian_v1_session_proto_msgTypes[3]
+	mi := &file_custodian_v1_session_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +371,7 @@ func (x *SessionError) String() string {
 func (*SessionError) ProtoMessage() {}
 
 func (x *SessionError) ProtoReflect() protoreflect.Message {
-	mi := &file_custodian_v1_session_proto_msgTypes[3]
+	mi := &file_custodian_v1_session_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +384,7 @@ func (x *SessionError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionError.ProtoReflect.Descriptor instead.
 func (*SessionError) Descriptor() ([]byte, []int) {
-	return file_custodian_v1_session_proto_rawDescGZIP(), []int{3}
+	return file_custodian_v1_session_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SessionError) GetReason() SessionEndReason {
@@ -331,7 +412,10 @@ const file_custodian_v1_session_proto_rawDesc = "" +
 	"\x10idle_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eidleExpireTime\x12L\n" +
 	"\x14absolute_expire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x12absoluteExpireTime\x12\x1d\n" +
 	"\n" +
-	"logout_url\x18\x04 \x01(\tR\tlogoutUrl\"d\n" +
+	"logout_url\x18\x04 \x01(\tR\tlogoutUrl\"\x1a\n" +
+	"\x18SignOutEverywhereRequest\"B\n" +
+	"\x19SignOutEverywhereResponse\x12%\n" +
+	"\x0eended_sessions\x18\x01 \x01(\x05R\rendedSessions\"d\n" +
 	"\x04User\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -346,10 +430,11 @@ const file_custodian_v1_session_proto_rawDesc = "" +
 	"\"SESSION_END_REASON_SESSION_EXPIRED\x10\x02\x12!\n" +
 	"\x1dSESSION_END_REASON_SIGNED_OUT\x10\x03\x12%\n" +
 	"!SESSION_END_REASON_REFRESH_FAILED\x10\x04\x12%\n" +
-	"!SESSION_END_REASON_TOKEN_REJECTED\x10\x052f\n" +
+	"!SESSION_END_REASON_TOKEN_REJECTED\x10\x052\xcc\x01\n" +
 	"\x0eSessionService\x12T\n" +
 	"\n" +
-	"GetSession\x12\x1f.custodian.v1.GetSessionRequest\x1a .custodian.v1.GetSessionResponse\"\x03\x90\x02\x01B\xb5\x01\n" +
+	"GetSession\x12\x1f.custodian.v1.GetSessionRequest\x1a .custodian.v1.GetSessionResponse\"\x03\x90\x02\x01\x12d\n" +
+	"\x11SignOutEverywhere\x12&.custodian.v1.SignOutEverywhereRequest\x1a'.custodian.v1.SignOutEverywhereResponseB\xb5\x01\n" +
 	"\x10com.custodian.v1B\fSessionProtoP\x01ZBgithub.com/custodian-bff/custodian/gen/go/custodian/v1;custodianv1\xa2\x02\x03CXX\xaa\x02\fCustodian.V1\xca\x02\fCustodian\\V1\xe2\x02\x18Custodian\\V1\\GPBMetadata\xea\x02\rCustodian::V1b\x06proto3"
 
 var (
@@ -365,24 +450,28 @@ func file_custodian_v1_session_proto_rawDescGZIP() []byte {
 }
 
 var file_custodian_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_custodian_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_custodian_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_custodian_v1_session_proto_goTypes = []any{
-	(SessionEndReason)(0),         // 0: custodian.v1.SessionEndReason
-	(*GetSessionRequest)(nil),     // 1: custodian.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),    // 2: custodian.v1.GetSessionResponse
-	(*User)(nil),                  // 3: custodian.v1.User
-	(*SessionError)(nil),          // 4: custodian.v1.SessionError
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(SessionEndReason)(0),             // 0: custodian.v1.SessionEndReason
+	(*GetSessionRequest)(nil),         // 1: custodian.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),        // 2: custodian.v1.GetSessionResponse
+	(*SignOutEverywhereRequest)(nil),  // 3: custodian.v1.SignOutEverywhereRequest
+	(*SignOutEverywhereResponse)(nil), // 4: custodian.v1.SignOutEverywhereResponse
+	(*User)(nil),                      // 5: custodian.v1.User
+	(*SessionError)(nil),              // 6: custodian.v1.SessionError
+	(*timestamppb.Timestamp)(nil),     // 7: google.protobuf.Timestamp
 }
 var file_custodian_v1_session_proto_depIdxs = []int32{
-	3, // 0: custodian.v1.GetSessionResponse.user:type_name -> custodian.v1.User
-	5, // 1: custodian.v1.GetSessionResponse.idle_expire_time:type_name -> google.protobuf.Timestamp
-	5, // 2: custodian.v1.GetSessionResponse.absolute_expire_time:type_name -> google.protobuf.Timestamp
+	5, // 0: custodian.v1.GetSessionResponse.user:type_name -> custodian.v1.User
+	7, // 1: custodian.v1.GetSessionResponse.idle_expire_time:type_name -> google.protobuf.Timestamp
+	7, // 2: custodian.v1.GetSessionResponse.absolute_expire_time:type_name -> google.protobuf.Timestamp
 	0, // 3: custodian.v1.SessionError.reason:type_name -> custodian.v1.SessionEndReason
 	1, // 4: custodian.v1.SessionService.GetSession:input_type -> custodian.v1.GetSessionRequest
-	2, // 5: custodian.v1.SessionService.GetSession:output_type -> custodian.v1.GetSessionResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
+	3, // 5: custodian.v1.SessionService.SignOutEverywhere:input_type -> custodian.v1.SignOutEverywhereRequest
+	2, // 6: custodian.v1.SessionService.GetSession:output_type -> custodian.v1.GetSessionResponse
+	4, // 7: custodian.v1.SessionService.SignOutEverywhere:output_type -> custodian.v1.SignOutEverywhereResponse
+	6, // [6:8] is the sub-list for method output_type
+	4, // [4:6] is the sub-list for method input_type
 	4, // [4:4] is the sub-list for extension type_name
 	4, // [4:4] is the sub-list for extension extendee
 	0, // [0:4] is the sub-list for field type_name
@@ -399,7 +488,7 @@ func file_custodian_v1_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_custodian_v1_session_proto_rawDesc), len(file_custodian_v1_session_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file custodian/v1/session.proto.
  */
 export const file_custodian_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("ChpjdXN0b2RpYW4vdjEvc2Vzc2lvbi5wcm90bxIMY3VzdG9kaWFuLnYxIhMKEUdldFNlc3Npb25SZXF1ZXN0IroBChJHZXRTZXNzaW9uUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmN1c3RvZGlhbi52MS5Vc2VyEjQKEGlkbGVfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKFGFic29sdXRlX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsb2dvdXRfdXJsGAQgASgJIkUKBFVzZXISDwoHc3ViamVjdBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWVtYWlsGAMgASgJEg8KB3BpY3R1cmUYBCABKAkiUQoMU2Vzc2lvbkVycm9yEi4KBnJlYXNvbhgBIAEoDjIeLmN1c3RvZGlhbi52MS5TZXNzaW9uRW5kUmVhc29uEhEKCWxvZ2luX3VybBgCIAEoCSryAQoQU2Vzc2lvbkVuZFJlYXNvbhIiCh5TRVNTSU9OX0VORF9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1TRVNTSU9OX0VORF9SRUFTT05fTk9fU0VTU0lPThABEiYKIlNFU1NJT05fRU5EX1JFQVNPTl9TRVNTSU9OX0VYUElSRUQQAhIhCh1TRVNTSU9OX0VORF9SRUFTT05fU0lHTkVEX09VVBADEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9SRUZSRVNIX0ZBSUxFRBAEEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9UT0tFTl9SRUpFQ1RFRBAFMmYKDlNlc3Npb25TZXJ2aWNlElQKCkdldFNlc3Npb24SHy5jdXN0b2RpYW4udjEuR2V0U2Vzc2lvblJlcXVlc3QaIC5jdXN0b2RpYW4udjEuR2V0U2Vzc2lvblJlc3BvbnNlIgOQAgFCtQEKEGNvbS5jdXN0b2RpYW4udjFCDFNlc3Npb25Qcm90b1ABWkJnaXRodWIuY29tL2N1c3RvZGlhbi1iZmYvY3VzdG9kaWFuL2dlbi9nby9jdXN0b2RpYW4vdjE7Y3VzdG9kaWFudjGiAgNDWFiqAgxDdXN0b2RpYW4uVjHKAgxDdXN0b2RpYW5cVjHiAhhDdXN0b2RpYW5cVjFcR1BCTWV0YWRhdGHqAg1DdXN0b2RpYW46OlYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChpjdXN0b2RpYW4vdjEvc2Vzc2lvbi5wcm90bxIMY3VzdG9kaWFuLnYxIhMKEUdldFNlc3Npb25SZXF1ZXN0IroBChJHZXRTZXNzaW9uUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmN1c3RvZGlhbi52MS5Vc2VyEjQKEGlkbGVfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKFGFic29sdXRlX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsb2dvdXRfdXJsGAQgASgJIhoKGFNpZ25PdXRFdmVyeXdoZXJlUmVxdWVzdCIzChlTaWduT3V0RXZlcnl3aGVyZVJlc3BvbnNlEhYKDmVuZGVkX3Nlc3Npb25zGAEgASgFIkUKBFVzZXISDwoHc3ViamVjdBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWVtYWlsGAMgASgJEg8KB3BpY3R1cmUYBCABKAkiUQoMU2Vzc2lvbkVycm9yEi4KBnJlYXNvbhgBIAEoDjIeLmN1c3RvZGlhbi52MS5TZXNzaW9uRW5kUmVhc29uEhEKCWxvZ2luX3VybBgCIAEoCSryAQoQU2Vzc2lvbkVuZFJlYXNvbhIiCh5TRVNTSU9OX0VORF9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1TRVNTSU9OX0VORF9SRUFTT05fTk9fU0VTU0lPThABEiYKIlNFU1NJT05fRU5EX1JFQVNPTl9TRVNTSU9OX0VYUElSRUQQAhIhCh1TRVNTSU9OX0VORF9SRUFTT05fU0lHTkVEX09VVBADEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9SRUZSRVNIX0ZBSUxFRBAEEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9UT0tFTl9SRUpFQ1RFRBAFMswBCg5TZXNzaW9uU2VydmljZRJUCgpHZXRTZXNzaW9uEh8uY3VzdG9kaWFuLnYxLkdldFNlc3Npb25SZXF1ZXN0GiAuY3VzdG9kaWFuLnYxLkdldFNlc3Npb25SZXNwb25zZSIDkAIBEmQKEVNpZ25PdXRFdmVyeXdoZXJlEiYuY3VzdG9kaWFuLnYxLlNpZ25PdXRFdmVyeXdoZXJlUmVxdWVzdBonLmN1c3RvZGlhbi52MS5TaWduT3V0RXZlcnl3aGVyZVJlc3BvbnNlQrUBChBjb20uY3VzdG9kaWFuLnYxQgxTZXNzaW9uUHJvdG9QAVpCZ2l0aHViLmNvbS9jdXN0b2RpYW4tYmZmL2N1c3RvZGlhbi9nZW4vZ28vY3VzdG9kaWFuL3YxO2N1c3RvZGlhbnYxogIDQ1hYqgIMQ3VzdG9kaWFuLlYxygIMQ3VzdG9kaWFuXFYx4gIYQ3VzdG9kaWFuXFYxXEdQQk1ldGFkYXRh6gINQ3VzdG9kaWFuOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message custodian.v1.GetSessionRequest
@@ -68,6 +68,38 @@ export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PUR
   messageDesc(file_custodian_v1_session, 1);
 
 /**
+ * @generated from message custodian.v1.SignOutEverywhereRequest
+ */
+export type SignOutEverywhereRequest = Message<"custodian.v1.SignOutEverywhereRequest"> & {
+};
+
+/**
+ * Describes the message custodian.v1.SignOutEverywhereRequest.
+ * Use `create(SignOutEverywhereRequestSchema)` to create a new message.
+ */
+export const SignOutEverywhereRequestSchema: GenMessage<SignOutEverywhereRequest> = /*@__PURE__*/
+  messageDesc(file_custodian_v1_session, 2);
+
+/**
+ * @generated from message custodian.v1.SignOutEverywhereResponse
+ */
+export type SignOutEverywhereResponse = Message<"custodian.v1.SignOutEverywhereResponse"> & {
+  /**
+   * How many sessions ended, the caller's own included.
+   *
+   * @generated from field: int32 ended_sessions = 1;
+   */
+  endedSessions: number;
+};
+
+/**
+ * Describes the message custodian.v1.SignOutEverywhereResponse.
+ * Use `create(SignOutEverywhereResponseSchema)` to create a new message.
+ */
+export const SignOutEverywhereResponseSchema: GenMessage<SignOutEverywhereResponse> = /*@__PURE__*/
+  messageDesc(file_custodian_v1_session, 3);
+
+/**
  * User is the subset of the identity provider's claims the browser may see.
  *
  * @generated from message custodian.v1.User
@@ -103,7 +135,7 @@ export type User = Message<"custodian.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_custodian_v1_session, 2);
+  messageDesc(file_custodian_v1_session, 4);
 
 /**
  * SessionError is attached to CODE_UNAUTHENTICATED errors as a detail.
@@ -129,7 +161,7 @@ export type SessionError = Message<"custodian.v1.SessionError"> & {
  * Use `create(SessionErrorSchema)` to create a new message.
  */
 export const SessionErrorSchema: GenMessage<SessionError> = /*@__PURE__*/
-  messageDesc(file_custodian_v1_session, 3);
+  messageDesc(file_custodian_v1_session, 5);
 
 /**
  * SessionEndReason says why a call was not authenticated, so a client knows
@@ -202,6 +234,23 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof GetSessionRequestSchema;
     output: typeof GetSessionResponseSchema;
+  },
+  /**
+   * SignOutEverywhere ends every session of the signed-in user, in every
+   * browser and on every replica of the gateway, the caller's own last, and
+   * clears the caller's session cookie. The refresh tokens of the ended
+   * sessions are revoked at the identity provider, best effort; the
+   * provider's own sign-in session is not ended. Anonymous callers get
+   * CODE_UNAUTHENTICATED with a SessionError detail. When the session store
+   * is unavailable the caller gets CODE_UNAVAILABLE with a
+   * google.rpc.RetryInfo detail, and keeps its session, so it can retry.
+   *
+   * @generated from rpc custodian.v1.SessionService.SignOutEverywhere
+   */
+  signOutEverywhere: {
+    methodKind: "unary";
+    input: typeof SignOutEverywhereRequestSchema;
+    output: typeof SignOutEverywhereResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_custodian_v1_session, 0);

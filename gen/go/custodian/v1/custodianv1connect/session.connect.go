@@ -26,6 +26,9 @@ const (
 const (
 	// SessionServiceGetSessionProcedure is the procedure name of the SessionService's GetSession RPC.
 	SessionServiceGetSessionProcedure = "/custodian.v1.SessionService/GetSession"
+	// SessionServiceSignOutEverywhereProcedure is the procedure name of the SessionService's
+	// SignOutEverywhere RPC.
+	SessionServiceSignOutEverywhereProcedure = "/custodian.v1.SessionService/SignOutEverywhere"
 )
 
 var (
@@ -37,6 +40,13 @@ var (
 			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
+	sessionServiceSignOutEverywhereSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_custodian_v1_session_proto.Services().ByName("SessionService").Methods().ByName("SignOutEverywhere"),
+			Procedure:  SessionServiceSignOutEverywhereProcedure,
+		}
+	})
 )
 
 // SessionServiceClient is a client for the custodian.v1.SessionService service.
@@ -44,6 +54,15 @@ type SessionServiceClient interface {
 	// GetSession returns the signed-in user and when the session ends.
 	// Anonymous callers get CODE_UNAUTHENTICATED with a SessionError detail.
 	GetSession(context.Context, *v1.GetSessionRequest) (*v1.GetSessionResponse, error)
+	// SignOutEverywhere ends every session of the signed-in user, in every
+	// browser and on every replica of the gateway, the caller's own last, and
+	// clears the caller's session cookie. The refresh tokens of the ended
+	// sessions are revoked at the identity provider, best effort; the
+	// provider's own sign-in session is not ended. Anonymous callers get
+	// CODE_UNAUTHENTICATED with a SessionError detail. When the session store
+	// is unavailable the caller gets CODE_UNAVAILABLE with a
+	// google.rpc.RetryInfo detail, and keeps its session, so it can retry.
+	SignOutEverywhere(context.Context, *v1.SignOutEverywhereRequest) (*v1.SignOutEverywhereResponse, error)
 }
 
 // NewSessionServiceClient constructs a client for the custodian.v1.SessionService service. Multiple
@@ -57,6 +76,15 @@ type SessionServiceHandler interface {
 	// GetSession returns the signed-in user and when the session ends.
 	// Anonymous callers get CODE_UNAUTHENTICATED with a SessionError detail.
 	GetSession(context.Context, *v1.GetSessionRequest) (*v1.GetSessionResponse, error)
+	// SignOutEverywhere ends every session of the signed-in user, in every
+	// browser and on every replica of the gateway, the caller's own last, and
+	// clears the caller's session cookie. The refresh tokens of the ended
+	// sessions are revoked at the identity provider, best effort; the
+	// provider's own sign-in session is not ended. Anonymous callers get
+	// CODE_UNAUTHENTICATED with a SessionError detail. When the session store
+	// is unavailable the caller gets CODE_UNAVAILABLE with a
+	// google.rpc.RetryInfo detail, and keeps its session, so it can retry.
+	SignOutEverywhere(context.Context, *v1.SignOutEverywhereRequest) (*v1.SignOutEverywhereResponse, error)
 }
 
 // RegisterSessionServiceHandler registers svc as the custodian.v1.SessionService implementation on
@@ -65,6 +93,7 @@ func RegisterSessionServiceHandler(server *connect.Server, svc SessionServiceHan
 	adapter := sessionServiceHandler{svc: svc}
 	server.Register(
 		connect.Method{Spec: sessionServiceGetSessionSpec(), Handler: adapter.getSession},
+		connect.Method{Spec: sessionServiceSignOutEverywhereSpec(), Handler: adapter.signOutEverywhere},
 	)
 }
 
@@ -73,6 +102,10 @@ type UnimplementedSessionServiceHandler struct{}
 
 func (UnimplementedSessionServiceHandler) GetSession(context.Context, *v1.GetSessionRequest) (*v1.GetSessionResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "custodian.v1.SessionService.GetSession is not implemented")
+}
+
+func (UnimplementedSessionServiceHandler) SignOutEverywhere(context.Context, *v1.SignOutEverywhereRequest) (*v1.SignOutEverywhereResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "custodian.v1.SessionService.SignOutEverywhere is not implemented")
 }
 
 type sessionServiceClient struct {
@@ -87,6 +120,14 @@ func (c *sessionServiceClient) GetSession(ctx context.Context, req *v1.GetSessio
 	return &res, nil
 }
 
+func (c *sessionServiceClient) SignOutEverywhere(ctx context.Context, req *v1.SignOutEverywhereRequest) (*v1.SignOutEverywhereResponse, error) {
+	var res v1.SignOutEverywhereResponse
+	if err := c.client.CallUnary(ctx, sessionServiceSignOutEverywhereSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
 type sessionServiceHandler struct{ svc SessionServiceHandler }
 
 func (h sessionServiceHandler) getSession(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
@@ -95,6 +136,18 @@ func (h sessionServiceHandler) getSession(ctx context.Context, _ connect.Spec, s
 		return err
 	}
 	res, err := h.svc.GetSession(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h sessionServiceHandler) signOutEverywhere(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.SignOutEverywhereRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.SignOutEverywhere(ctx, &req)
 	if err != nil {
 		return err
 	}
