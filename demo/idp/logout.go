@@ -148,11 +148,12 @@ func (p *Provider) BackchannelLogout(ctx context.Context, subject string) error 
 	return errors.Join(errs...)
 }
 
-// deliverLogoutToken signs a logout token for one client and session and
-// POSTs it to the client's back-channel logout URI.
+// deliverLogoutToken signs a logout token for one client and POSTs it to
+// the client's back-channel logout URI. It names one session when sid is
+// set, and every session of subject when sid is empty.
 func (p *Provider) deliverLogoutToken(ctx context.Context, c Client, subject, sid string) error {
 	now := time.Now()
-	token, _, err := p.key.sign(ctx, map[string]any{
+	claims := map[string]any{
 		"iss":    p.issuer,
 		"aud":    c.ID,
 		"iat":    now.Unix(),
@@ -160,8 +161,11 @@ func (p *Provider) deliverLogoutToken(ctx context.Context, c Client, subject, si
 		"jti":    rand.Text(),
 		"events": map[string]any{backchannelLogoutEvent: map[string]any{}},
 		"sub":    subject,
-		"sid":    sid,
-	}, typLogoutToken)
+	}
+	if sid != "" {
+		claims["sid"] = sid
+	}
+	token, _, err := p.key.sign(ctx, claims, typLogoutToken)
 	if err != nil {
 		return err
 	}

@@ -2,16 +2,10 @@ package idp
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
-	"net/url"
 	"slices"
-	"strings"
-	"time"
 )
 
 // BackchannelLogoutSubject ends every live IdP session of subject with one
@@ -35,7 +29,7 @@ func (p *Provider) BackchannelLogoutSubject(ctx context.Context, subject string)
 		if c.BackchannelLogoutURI == "" {
 			continue
 		}
-		if err := p.deliverSubjectLogoutToken(ctx, c, subject); err != nil {
+		if err := p.deliverLogoutToken(ctx, c, subject, ""); err != nil {
 			p.logger.WarnContext(ctx, "back-channel logout failed", "client_id", c.ID, "subject", subject, "error", err)
 			errs = append(errs, fmt.Errorf("idp: back-channel logout to client %q: %w", c.ID, err))
 			continue
@@ -46,39 +40,4 @@ func (p *Provider) BackchannelLogoutSubject(ctx context.Context, subject string)
 		p.sessions.end(s.sid)
 	}
 	return errors.Join(errs...)
-}
-
-// deliverSubjectLogoutToken signs a logout token for one client that names
-// subject and no session, and POSTs it to the client's back-channel logout
-// URI.
-func (p *Provider) deliverSubjectLogoutToken(ctx context.Context, c Client, subject string) error {
-	now := time.Now()
-	token, _, err := p.key.sign(ctx, map[string]any{
-		"iss":    p.issuer,
-		"aud":    c.ID,
-		"iat":    now.Unix(),
-		"exp":    now.Add(logoutTokenLifetime).Unix(),
-		"jti":    rand.Text(),
-		"events": map[string]any{backchannelLogoutEvent: map[string]any{}},
-		"sub":    subject,
-	}, typLogoutToken)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BackchannelLogoutURI,
-		strings.NewReader(url.Values{"logout_token": {token}}.Encode()))
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := p.httpClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("post logout token: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("receiver answered %s", resp.Status)
-	}
-	return nil
 }
