@@ -99,6 +99,7 @@ func StartStandalone(ctx context.Context, c StandaloneConfig) (*Standalone, erro
 	mux.HandleFunc("GET "+AdminPath+"token-requests", s.serveTokenRequests)
 	mux.HandleFunc("POST "+AdminPath+"token-delay", s.admin(s.serveTokenDelay))
 	mux.HandleFunc("POST "+AdminPath+"backchannel-logout", s.admin(s.serveBackchannelLogout))
+	mux.HandleFunc("POST "+AdminPath+"revoke-tokens", s.admin(s.serveRevokeTokens))
 	s.handler = mux
 	return s, nil
 }
@@ -116,6 +117,9 @@ func StartStandalone(ctx context.Context, c StandaloneConfig) (*Standalone, erro
 //     one logout token per provider session, naming its sid; "subject": one
 //     token per client naming the subject alone): ends the subject's
 //     sessions at the provider and delivers the logout tokens.
+//   - POST /demo/admin/revoke-tokens, form subject: the provider revokes
+//     the subject's access and refresh tokens without telling anyone, so a
+//     gateway's next refresh of them is refused (idp.Provider.RevokeSubject).
 //
 // POSTs need the header AdminHeader: 1.
 func (s *Standalone) Handler() http.Handler { return s.handler }
@@ -301,5 +305,15 @@ func (s *Standalone) serveBackchannelLogout(w http.ResponseWriter, r *http.Reque
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Standalone) serveRevokeTokens(w http.ResponseWriter, r *http.Request) {
+	subject := r.PostForm.Get("subject")
+	if subject == "" {
+		http.Error(w, "want a subject", http.StatusBadRequest)
+		return
+	}
+	s.World.IdP.RevokeSubject(r.Context(), subject)
 	w.WriteHeader(http.StatusNoContent)
 }

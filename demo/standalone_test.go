@@ -249,3 +249,40 @@ func control(t *testing.T, base, name string, form url.Values) {
 		t.Fatalf("POST %s: %s", name, res.Status)
 	}
 }
+
+// TestStandaloneRevokeTokensControl checks the control's wiring; what the
+// revocation does is idp.Provider.RevokeSubject's test, and what a gateway
+// then does is the Next.js example's end-to-end test.
+func TestStandaloneRevokeTokensControl(t *testing.T) {
+	t.Parallel()
+	_, base := startStandalone(t, demo.StandaloneConfig{Gateways: []string{"http://localhost:18082"}})
+	for _, c := range []struct {
+		name   string
+		form   string
+		admin  bool
+		status int
+	}{
+		{"revokes", "subject=alice", true, http.StatusNoContent},
+		{"no subject", "", true, http.StatusBadRequest},
+		{"no admin header", "subject=alice", false, http.StatusForbidden},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, base+demo.AdminPath+"revoke-tokens", strings.NewReader(c.form))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if c.admin {
+				req.Header.Set(demo.AdminHeader, "1")
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != c.status {
+				t.Errorf("status %d, want %d", res.StatusCode, c.status)
+			}
+		})
+	}
+}

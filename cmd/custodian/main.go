@@ -34,7 +34,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	addr := flags.String("addr", "", "listen `address` (default 127.0.0.1:8080, or the configuration's listen)")
 	logLevel := flags.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logJSON := flags.Bool("log-json", false, "log in JSON instead of text")
+	var o overrides
+	flags.StringVar(&o.publicURL, "public-url", "", "the origin browsers use, e.g. http://localhost:3000 for a Next.js app in front (default http://localhost:PORT in the demo, or the configuration's public_url)")
+	flags.Var(&o.allowedOrigins, "allowed-origins", "comma-separated `origins` whose pages may call with the session besides public_url's (replaces cors.allowed_origins)")
+	flags.Var(&o.trustedProxies, "trusted-proxies", "comma-separated `CIDRs` whose X-Forwarded-For is believed, e.g. 127.0.0.1/32 for a Next.js server on this machine (replaces trusted_proxies)")
+	flags.DurationVar(&o.accessTokenLifetime, "access-token-lifetime", 0, "demo only: how long the demo provider's access tokens live; 0 keeps its default")
 	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "custodian: unexpected arguments %q\n", flags.Args())
+		return 2
+	}
+	if *configPath != "" && o.accessTokenLifetime != 0 {
+		fmt.Fprintln(stderr, "custodian: --access-token-lifetime is for the demo; it cannot be used with --config")
 		return 2
 	}
 	var level slog.Level
@@ -49,14 +62,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	} else {
 		logger = slog.New(slog.NewTextHandler(stderr, handlerOpts))
 	}
-	if err := serve(ctx, logger, *configPath, *addr); err != nil {
+	if err := serve(ctx, logger, *configPath, *addr, o); err != nil {
 		fmt.Fprintf(stderr, "custodian: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) error {
+func serve(ctx context.Context, logger *slog.Logger, configPath, addr string, o overrides) error {
 	var cfg *config.Config
 	if configPath != "" {
 		var err error
@@ -78,7 +91,7 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) er
 	opts := []custodian.Option{custodian.WithLogger(logger)}
 	var home *demo.Home
 	if cfg == nil {
-		world, err := startDemo(ctx, logger, ln)
+		world, err := startDemo(ctx, logger, ln, o)
 		if err != nil {
 			return err
 		}
@@ -95,6 +108,9 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) er
 		)
 	}
 	cfg.Listen = ln.Addr().String()
+	if err := o.apply(cfg); err != nil {
+		return err
+	}
 	gw, err := custodian.New(cfg, opts...)
 	if err != nil {
 		return err
@@ -112,7 +128,7 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string) er
 }
 
 // startDemo starts the demo world for a gateway listening on ln.
-func startDemo(ctx context.Context, logger *slog.Logger, ln net.Listener) (*demo.World, error) {
+func startDemo(ctx context.Context, logger *slog.Logger, ln net.Listener, o overrides) (*demo.World, error) {
 	tcp, ok := ln.Addr().(*net.TCPAddr)
 	if !ok {
 		return nil, errors.New("demo: listener is not TCP")
@@ -120,12 +136,19 @@ func startDemo(ctx context.Context, logger *slog.Logger, ln net.Listener) (*demo
 	// Browsers treat http://localhost as a secure context, so the session
 	// cookie's __Host- prefix works there without TLS.
 	publicURL := fmt.Sprintf("http://localhost:%d", tcp.Port)
+	if o.publicURL != "" {
+		publicURL = o.publicURL
+	}
 	host := tcp.IP
 	if host.IsUnspecified() {
 		host = net.IPv4(127, 0, 0, 1)
 	}
 	listenURL := "http://" + net.JoinHostPort(host.String(), fmt.Sprint(tcp.Port))
-	world, err := demo.Start(ctx, publicURL, listenURL, demo.WithLogger(logger))
+	demoOpts := []demo.Option{demo.WithLogger(logger)}
+	if o.accessTokenLifetime > 0 {
+		demoOpts = append(demoOpts, demo.WithAccessTokenLifetime(o.accessTokenLifetime))
+	}
+	world, err := demo.Start(ctx, publicURL, listenURL, demoOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -325,9 +325,11 @@ func (b *Browser) Products(p RPC) storefrontv1connect.ProductServiceClient {
 	return storefrontv1connect.NewProductServiceClient(b.Client(p))
 }
 
-// GetSession calls GetSession over Connect.
+// GetSession calls GetSession over Connect. A signed-out answer comes back
+// as the unauthenticated error every other method gives (see [SignedOut]),
+// so tests of how sessions end read the same for every method.
 func (b *Browser) GetSession() (*custodianv1.GetSessionResponse, error) {
-	return b.Sessions(Connect).GetSession(context.Background(), &custodianv1.GetSessionRequest{})
+	return SignedOut(b.Sessions(Connect).GetSession(context.Background(), &custodianv1.GetSessionRequest{}))
 }
 
 // MustSession returns the browser's session, failing the test unless it
@@ -359,7 +361,7 @@ func (e *Env) SessionWith(cookieHeader string) (*custodianv1.GetSessionResponse,
 	if cookieHeader != "" {
 		info.RequestHeader().Set("Cookie", cookieHeader)
 	}
-	return client.GetSession(ctx, &custodianv1.GetSessionRequest{})
+	return SignedOut(client.GetSession(ctx, &custodianv1.GetSessionRequest{}))
 }
 
 // PostBackchannel POSTs a logout token to the gateway as a provider would

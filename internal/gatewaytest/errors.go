@@ -2,6 +2,7 @@ package gatewaytest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"connectrpc.com/connect/v2"
@@ -98,4 +99,22 @@ func Flip(s string) string {
 		repl = 'B'
 	}
 	return s[:len(s)-1] + string(repl)
+}
+
+// SignedOut turns GetSession's signed-out answer into the unauthenticated
+// error with a SessionError detail that other methods give for the same
+// reason; a signed-in answer and errors pass through. A signed-out answer
+// that carries a user, expiry times or a logout URL, or lacks a reason or
+// login URL, is an error of its own, so the tests that use it check it too.
+func SignedOut(res *custodianv1.GetSessionResponse, err error) (*custodianv1.GetSessionResponse, error) {
+	if err != nil || res.GetSignedIn() {
+		return res, err
+	}
+	if res.GetUser() != nil || res.GetIdleExpireTime() != nil || res.GetAbsoluteExpireTime() != nil || res.GetLogoutUrl() != "" {
+		return nil, fmt.Errorf("signed-out GetSession answer carries session data: %v", res)
+	}
+	if res.GetEndReason() == custodianv1.SessionEndReason_SESSION_END_REASON_UNSPECIFIED || res.GetLoginUrl() == "" {
+		return nil, fmt.Errorf("signed-out GetSession answer without a reason or login URL: %v", res)
+	}
+	return nil, session.Unauthenticated(res.GetEndReason(), res.GetLoginUrl()).ConnectError()
 }

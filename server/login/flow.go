@@ -213,6 +213,14 @@ func (f *Flow) endPrevious(ctx context.Context, st loginState, header http.Heade
 }
 
 func (f *Flow) serveLogin(w http.ResponseWriter, r *http.Request) {
+	switch target, looped := publicLoginRedirect(f.cfg.PublicURL, r); {
+	case target != "":
+		noStore(w)
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	case looped:
+		f.logger.WarnContext(r.Context(), "login reached the gateway on another host than public_url's after a redirect there; a proxy in front should set X-Forwarded-Host", "host", r.Host)
+	}
 	authURL, cookies, err := f.start(r.Context(), r.Header, CallbackPath, r.URL.Query().Get("return_to"))
 	if err != nil {
 		f.logger.ErrorContext(r.Context(), "login could not start", "error", err)

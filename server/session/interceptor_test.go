@@ -300,10 +300,11 @@ func TestInterceptorWithoutCallInfo(t *testing.T) {
 	}
 }
 
-// TestGetSessionRefusal checks the browser's answer to GetSession without
-// a usable session, on the wire: unauthenticated, with the reason and the
-// login URL, and nothing else.
-func TestGetSessionRefusal(t *testing.T) {
+// TestGetSessionSignedOut checks GetSession's answer, on the wire, to a
+// caller without a usable session: not an error but a signed-out answer
+// with the reason and the login URL, and nothing of the session; while the
+// service's other method keeps refusing with the typed error.
+func TestGetSessionSignedOut(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, session.WithLoginURL("https://shop.example/auth/login"))
 	tokens := e.tokens(time.Hour)
@@ -311,32 +312,43 @@ func TestGetSessionRefusal(t *testing.T) {
 	if err := e.m.End(t.Context(), s, session.ReasonSignedOut); err != nil {
 		t.Fatal(err)
 	}
+	_, hExpired, _ := e.create(t, alice, "sid-2", tokens)
 	client := serve(t, e.m, session.NewService("/auth/logout"))
-	for name, c := range map[string]struct {
-		header http.Header
-		reason session.Reason
+	for _, c := range []struct {
+		name    string
+		header  http.Header
+		reason  session.Reason
+		advance time.Duration // clock advance before the case
 	}{
-		"no cookie":  {http.Header{}, session.ReasonNoSession},
-		"signed out": {h, session.ReasonSignedOut},
+		{"no cookie", http.Header{}, session.ReasonNoSession, 0},
+		{"junk cookie", cookieHeader(e.m.CookieName(), "junk"), session.ReasonNoSession, 0},
+		{"signed out", h, session.ReasonSignedOut, 0},
+		{"expired", hExpired, session.ReasonExpired, idle + time.Second},
 	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
+		e.clock.Advance(c.advance)
+		t.Run(c.name, func(t *testing.T) {
 			ctx, _ := withHeader(t.Context(), c.header)
 			res, err := client.GetSession(ctx, &custodianv1.GetSessionRequest{})
-			if res != nil {
-				t.Errorf("GetSession answered %v", res)
+			if err != nil {
+				t.Fatalf("GetSession: %v, want a signed-out answer", err)
 			}
+			want := &custodianv1.GetSessionResponse{EndReason: c.reason, LoginUrl: "https://shop.example/auth/login"}
+			if !proto.Equal(res, want) {
+				t.Errorf("GetSession answered %v, want %v", res, want)
+			}
+			for _, secret := range []string{tokens.AccessToken, tokens.RefreshToken, tokens.IDToken} {
+				if strings.Contains(protojson.Format(res), secret) {
+					t.Errorf("answer %v contains %q", res, secret)
+				}
+			}
+			ctx, _ = withHeader(t.Context(), c.header)
+			_, err = client.SignOutEverywhere(ctx, &custodianv1.SignOutEverywhereRequest{})
 			ce, ok := errors.AsType[*connect.Error](err)
 			if !ok || ce.Code() != connect.CodeUnauthenticated || !ce.IsRemote() {
-				t.Fatalf("GetSession error %v, want a remote unauthenticated *connect.Error", err)
+				t.Fatalf("SignOutEverywhere error %v, want a remote unauthenticated *connect.Error", err)
 			}
 			if d := detailOf(t, ce); d.GetReason() != c.reason || d.GetLoginUrl() != "https://shop.example/auth/login" {
 				t.Errorf("SessionError detail %v, want reason %v", d, c.reason)
-			}
-			for _, secret := range []string{tokens.AccessToken, tokens.RefreshToken, tokens.IDToken} {
-				if strings.Contains(ce.Error(), secret) {
-					t.Errorf("error %q contains %q", ce, secret)
-				}
 			}
 		})
 	}
@@ -377,7 +389,7 @@ func TestNoTokensLeave(t *testing.T) {
 	e.clock.Advance(idle)
 	_, refused := session.Require(e.m.Attach(t.Context(), h))
 	expiredCtx, expiredInfo := withHeader(t.Context(), h)
-	_, onTheWire := client.GetSession(expiredCtx, &custodianv1.GetSessionRequest{})
+	onTheWire, wireErr := client.GetSession(expiredCtx, &custodianv1.GetSessionRequest{})
 	wantRefused(t, refused, session.ReasonExpired)
 	var headers []string
 	for _, i := range []*connect.CallInfo{info, expiredInfo} {
@@ -391,7 +403,7 @@ func TestNoTokensLeave(t *testing.T) {
 		"headers":             strings.Join(headers, "\n"),
 		"their error":         refused.Error(),
 		"their browser error": refused.(*session.Error).ConnectError().Error(),
-		"the wire error":      fmt.Sprint(onTheWire),
+		"the wire answer":     fmt.Sprint(onTheWire, wireErr),
 	} {
 		for _, secret := range []string{tokens.AccessToken, tokens.RefreshToken, tokens.IDToken} {
 			if strings.Contains(text, secret) {
@@ -399,7 +411,7 @@ func TestNoTokensLeave(t *testing.T) {
 			}
 		}
 	}
-	if connect.CodeOf(onTheWire) != connect.CodeUnauthenticated {
-		t.Errorf("GetSession after expiry: %v, want unauthenticated", onTheWire)
+	if wireErr != nil || onTheWire.GetSignedIn() || onTheWire.GetEndReason() != session.ReasonExpired {
+		t.Errorf("GetSession after expiry: %v, %v; want signed out, expired", onTheWire, wireErr)
 	}
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/url"
 
@@ -25,8 +26,10 @@ func NewService(logoutURL string) *Service {
 	return &Service{logoutURL: logoutURL}
 }
 
-// GetSession returns the signed-in user and the session's expiry; anonymous
-// callers get the [*Error] saying why. It never returns a token. No answer
+// GetSession returns the signed-in user and the session's expiry. A caller
+// without a live session gets a signed-out answer saying why and where to
+// sign in, not an error: anonymous page renders are the common case. A store
+// that cannot answer is still an error. It never returns a token. No answer
 // of it is stored, the refusals included (the gateway's headers middleware
 // makes it "private, no-store" when the request carried the session cookie).
 func (s *Service) GetSession(ctx context.Context, _ *custodianv1.GetSessionRequest) (*custodianv1.GetSessionResponse, error) {
@@ -34,10 +37,14 @@ func (s *Service) GetSession(ctx context.Context, _ *custodianv1.GetSessionReque
 		info.ResponseHeader().Set("Cache-Control", "no-store")
 	}
 	sess, err := Require(ctx)
+	if verdict, ok := errors.AsType[*Error](err); ok {
+		return &custodianv1.GetSessionResponse{EndReason: verdict.Reason, LoginUrl: verdict.LoginURL}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &custodianv1.GetSessionResponse{
+		SignedIn:           true,
 		User:               PublicUser(sess.User),
 		IdleExpireTime:     timestamppb.New(sess.IdleExpiry),
 		AbsoluteExpireTime: timestamppb.New(sess.AbsoluteExpiry),

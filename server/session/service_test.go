@@ -31,9 +31,9 @@ func TestGetSessionIsNotStored(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx, info := withHeader(t.Context(), tt.header)
-			_, err := client.GetSession(ctx, &custodianv1.GetSessionRequest{})
-			if (err == nil) != tt.ok {
-				t.Fatalf("GetSession: %v, want ok=%v", err, tt.ok)
+			res, err := client.GetSession(ctx, &custodianv1.GetSessionRequest{})
+			if err != nil || res.GetSignedIn() != tt.ok {
+				t.Fatalf("GetSession: %v, %v; want signed_in=%v", res, err, tt.ok)
 			}
 			if got := info.ResponseHeader().Values("Cache-Control"); !slices.Equal(got, []string{"no-store"}) {
 				t.Errorf("Cache-Control %q, want [no-store]", got)

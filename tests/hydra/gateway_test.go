@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -376,9 +377,18 @@ func (b *browser) rpc() *connect.Client {
 	return connect.NewClient(connecthttp.NewTransport(b.http, b.e.Public))
 }
 
-// session calls custodian.v1.SessionService.GetSession.
+// session calls custodian.v1.SessionService.GetSession. A signed-out answer
+// comes back as the unauthenticated error with a SessionError detail that
+// other methods give, so the suite checks every end of a session alike.
 func (b *browser) session() (*custodianv1.GetSessionResponse, error) {
-	return custodianv1connect.NewSessionServiceClient(b.rpc()).GetSession(context.Background(), &custodianv1.GetSessionRequest{})
+	res, err := custodianv1connect.NewSessionServiceClient(b.rpc()).GetSession(context.Background(), &custodianv1.GetSessionRequest{})
+	if err != nil || res.GetSignedIn() {
+		return res, err
+	}
+	if res.GetUser() != nil || res.GetLoginUrl() == "" {
+		return nil, fmt.Errorf("malformed signed-out GetSession answer: %v", res)
+	}
+	return nil, session.Unauthenticated(res.GetEndReason(), res.GetLoginUrl()).ConnectError()
 }
 
 // profile calls the gateway's ProfileService, which needs the user's

@@ -20,6 +20,7 @@ import (
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
+	"github.com/custodian-bff/custodian/internal/gatewaytest"
 	"github.com/custodian-bff/custodian/gen/go/custodian/v1/custodianv1connect"
 )
 
@@ -128,11 +129,12 @@ func ctxTimeout() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), callTimeout)
 }
 
-// session calls GetSession on r.
+// session calls GetSession on r; a signed-out answer comes back as the
+// unauthenticated error other methods give (gatewaytest.SignedOut).
 func (b *browser) session(r *replica) (*custodianv1.GetSessionResponse, error) {
 	ctx, cancel := ctxTimeout()
 	defer cancel()
-	return custodianv1connect.NewSessionServiceClient(b.client(r)).GetSession(ctx, &custodianv1.GetSessionRequest{})
+	return gatewaytest.SignedOut(custodianv1connect.NewSessionServiceClient(b.client(r)).GetSession(ctx, &custodianv1.GetSessionRequest{}))
 }
 
 // dashboard calls the Acme store's GetDashboard on r: the profile with the

@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { ProductService } from "../../gen/ts/acme/storefront/v1/product_pb.js";
+import { ProductService } from "@custodian-bff/acme/acme/storefront/v1/product_pb";
 import { startGateway, type Gateway } from "./gateway.js";
 
 // The storefront's ProductService reads at most 16 KiB per request.

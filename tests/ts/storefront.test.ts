@@ -4,9 +4,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { ProductService } from "../../gen/ts/acme/storefront/v1/product_pb.js";
-import { SessionService, SessionErrorSchema, SessionEndReason } from "../../gen/ts/custodian/v1/session_pb.js";
-import { BadRequestSchema } from "../../gen/ts/custodian/v1/errors_pb.js";
+import { ProductService } from "@custodian-bff/acme/acme/storefront/v1/product_pb";
+import { AccountService } from "@custodian-bff/acme/acme/storefront/v1/account_pb";
+import { SessionService, SessionErrorSchema, SessionEndReason } from "@custodian-bff/api/custodian/v1/session_pb";
+import { BadRequestSchema } from "@custodian-bff/api/custodian/v1/errors_pb.js";
 import { startGateway, type Gateway } from "./gateway.js";
 
 let gateway: Gateway;
@@ -73,14 +74,23 @@ for (const [name, makeTransport] of Object.entries(transports)) {
       });
     });
 
-    test("GetSession tells an anonymous caller to sign in", async () => {
+    test("GetSession answers an anonymous caller signed out, with a login URL", async () => {
       const client = createClient(SessionService, makeTransport(gateway.baseUrl));
-      await assert.rejects(client.getSession({}), (err: unknown) => {
+      const res = await client.getSession({});
+      assert.equal(res.signedIn, false);
+      assert.equal(res.user, undefined);
+      assert.equal(res.endReason, SessionEndReason.NO_SESSION);
+      assert.equal(res.loginUrl, `${gateway.publicUrl}/auth/login`);
+    });
+
+    test("an account method tells an anonymous caller to sign in", async () => {
+      const client = createClient(AccountService, makeTransport(gateway.baseUrl));
+      await assert.rejects(client.getDashboard({}), (err: unknown) => {
         assert.ok(err instanceof ConnectError);
         assert.equal(err.code, Code.Unauthenticated);
         const [detail] = err.findDetails(SessionErrorSchema);
         assert.equal(detail?.reason, SessionEndReason.NO_SESSION);
-        assert.match(detail?.loginUrl ?? "", /\/auth\/login$/);
+        assert.equal(detail?.loginUrl, `${gateway.publicUrl}/auth/login`);
         return true;
       });
     });

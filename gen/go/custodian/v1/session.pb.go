@@ -125,14 +125,22 @@ func (*GetSessionRequest) Descriptor() ([]byte, []int) {
 
 type GetSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The signed-in user.
+	// The signed-in user; unset when signed_in is false.
 	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// When the session ends if it stays idle (sliding expiry).
 	IdleExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=idle_expire_time,json=idleExpireTime,proto3" json:"idle_expire_time,omitempty"`
 	// When the session ends whatever happens (absolute expiry).
 	AbsoluteExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=absolute_expire_time,json=absoluteExpireTime,proto3" json:"absolute_expire_time,omitempty"`
 	// Where the browser goes to sign out (carries the session's logout id).
-	LogoutUrl     string `protobuf:"bytes,4,opt,name=logout_url,json=logoutUrl,proto3" json:"logout_url,omitempty"`
+	LogoutUrl string `protobuf:"bytes,4,opt,name=logout_url,json=logoutUrl,proto3" json:"logout_url,omitempty"`
+	// Whether the caller has a live session. When false, only end_reason and
+	// login_url are set.
+	SignedIn bool `protobuf:"varint,5,opt,name=signed_in,json=signedIn,proto3" json:"signed_in,omitempty"`
+	// Why the caller has no session; unspecified when signed_in is true.
+	EndReason SessionEndReason `protobuf:"varint,6,opt,name=end_reason,json=endReason,proto3,enum=custodian.v1.SessionEndReason" json:"end_reason,omitempty"`
+	// Where to send the user to sign in, when signed_in is false: the same
+	// login URL as in SessionError, which accepts return_to.
+	LoginUrl      string `protobuf:"bytes,7,opt,name=login_url,json=loginUrl,proto3" json:"login_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -191,6 +199,27 @@ func (x *GetSessionResponse) GetAbsoluteExpireTime() *timestamppb.Timestamp {
 func (x *GetSessionResponse) GetLogoutUrl() string {
 	if x != nil {
 		return x.LogoutUrl
+	}
+	return ""
+}
+
+func (x *GetSessionResponse) GetSignedIn() bool {
+	if x != nil {
+		return x.SignedIn
+	}
+	return false
+}
+
+func (x *GetSessionResponse) GetEndReason() SessionEndReason {
+	if x != nil {
+		return x.EndReason
+	}
+	return SessionEndReason_SESSION_END_REASON_UNSPECIFIED
+}
+
+func (x *GetSessionResponse) GetLoginUrl() string {
+	if x != nil {
+		return x.LoginUrl
 	}
 	return ""
 }
@@ -351,7 +380,10 @@ func (x *User) GetPicture() string {
 type SessionError struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Reason SessionEndReason       `protobuf:"varint,1,opt,name=reason,proto3,enum=custodian.v1.SessionEndReason" json:"reason,omitempty"`
-	// Where to send the user to sign in again.
+	// Where to send the user to sign in again: the gateway's login page on its
+	// public URL, e.g. "https://app.example.com/auth/login". Add return_to with
+	// a same-site path, e.g. "?return_to=%2Forders%3Fpage%3D2", and after
+	// signing in the browser lands on that page.
 	LoginUrl      string `protobuf:"bytes,2,opt,name=login_url,json=loginUrl,proto3" json:"login_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -406,13 +438,17 @@ var File_custodian_v1_session_proto protoreflect.FileDescriptor
 const file_custodian_v1_session_proto_rawDesc = "" +
 	"\n" +
 	"\x1acustodian/v1/session.proto\x12\fcustodian.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x13\n" +
-	"\x11GetSessionRequest\"\xef\x01\n" +
+	"\x11GetSessionRequest\"\xe8\x02\n" +
 	"\x12GetSessionResponse\x12&\n" +
 	"\x04user\x18\x01 \x01(\v2\x12.custodian.v1.UserR\x04user\x12D\n" +
 	"\x10idle_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eidleExpireTime\x12L\n" +
 	"\x14absolute_expire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x12absoluteExpireTime\x12\x1d\n" +
 	"\n" +
-	"logout_url\x18\x04 \x01(\tR\tlogoutUrl\"\x1a\n" +
+	"logout_url\x18\x04 \x01(\tR\tlogoutUrl\x12\x1b\n" +
+	"\tsigned_in\x18\x05 \x01(\bR\bsignedIn\x12=\n" +
+	"\n" +
+	"end_reason\x18\x06 \x01(\x0e2\x1e.custodian.v1.SessionEndReasonR\tendReason\x12\x1b\n" +
+	"\tlogin_url\x18\a \x01(\tR\bloginUrl\"\x1a\n" +
 	"\x18SignOutEverywhereRequest\"B\n" +
 	"\x19SignOutEverywhereResponse\x12%\n" +
 	"\x0eended_sessions\x18\x01 \x01(\x05R\rendedSessions\"d\n" +
@@ -465,16 +501,17 @@ var file_custodian_v1_session_proto_depIdxs = []int32{
 	5, // 0: custodian.v1.GetSessionResponse.user:type_name -> custodian.v1.User
 	7, // 1: custodian.v1.GetSessionResponse.idle_expire_time:type_name -> google.protobuf.Timestamp
 	7, // 2: custodian.v1.GetSessionResponse.absolute_expire_time:type_name -> google.protobuf.Timestamp
-	0, // 3: custodian.v1.SessionError.reason:type_name -> custodian.v1.SessionEndReason
-	1, // 4: custodian.v1.SessionService.GetSession:input_type -> custodian.v1.GetSessionRequest
-	3, // 5: custodian.v1.SessionService.SignOutEverywhere:input_type -> custodian.v1.SignOutEverywhereRequest
-	2, // 6: custodian.v1.SessionService.GetSession:output_type -> custodian.v1.GetSessionResponse
-	4, // 7: custodian.v1.SessionService.SignOutEverywhere:output_type -> custodian.v1.SignOutEverywhereResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0, // 3: custodian.v1.GetSessionResponse.end_reason:type_name -> custodian.v1.SessionEndReason
+	0, // 4: custodian.v1.SessionError.reason:type_name -> custodian.v1.SessionEndReason
+	1, // 5: custodian.v1.SessionService.GetSession:input_type -> custodian.v1.GetSessionRequest
+	3, // 6: custodian.v1.SessionService.SignOutEverywhere:input_type -> custodian.v1.SignOutEverywhereRequest
+	2, // 7: custodian.v1.SessionService.GetSession:output_type -> custodian.v1.GetSessionResponse
+	4, // 8: custodian.v1.SessionService.SignOutEverywhere:output_type -> custodian.v1.SignOutEverywhereResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_custodian_v1_session_proto_init() }

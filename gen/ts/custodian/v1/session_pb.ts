@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file custodian/v1/session.proto.
  */
 export const file_custodian_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("ChpjdXN0b2RpYW4vdjEvc2Vzc2lvbi5wcm90bxIMY3VzdG9kaWFuLnYxIhMKEUdldFNlc3Npb25SZXF1ZXN0IroBChJHZXRTZXNzaW9uUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmN1c3RvZGlhbi52MS5Vc2VyEjQKEGlkbGVfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKFGFic29sdXRlX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsb2dvdXRfdXJsGAQgASgJIhoKGFNpZ25PdXRFdmVyeXdoZXJlUmVxdWVzdCIzChlTaWduT3V0RXZlcnl3aGVyZVJlc3BvbnNlEhYKDmVuZGVkX3Nlc3Npb25zGAEgASgFIkUKBFVzZXISDwoHc3ViamVjdBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWVtYWlsGAMgASgJEg8KB3BpY3R1cmUYBCABKAkiUQoMU2Vzc2lvbkVycm9yEi4KBnJlYXNvbhgBIAEoDjIeLmN1c3RvZGlhbi52MS5TZXNzaW9uRW5kUmVhc29uEhEKCWxvZ2luX3VybBgCIAEoCSryAQoQU2Vzc2lvbkVuZFJlYXNvbhIiCh5TRVNTSU9OX0VORF9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1TRVNTSU9OX0VORF9SRUFTT05fTk9fU0VTU0lPThABEiYKIlNFU1NJT05fRU5EX1JFQVNPTl9TRVNTSU9OX0VYUElSRUQQAhIhCh1TRVNTSU9OX0VORF9SRUFTT05fU0lHTkVEX09VVBADEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9SRUZSRVNIX0ZBSUxFRBAEEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9UT0tFTl9SRUpFQ1RFRBAFMswBCg5TZXNzaW9uU2VydmljZRJUCgpHZXRTZXNzaW9uEh8uY3VzdG9kaWFuLnYxLkdldFNlc3Npb25SZXF1ZXN0GiAuY3VzdG9kaWFuLnYxLkdldFNlc3Npb25SZXNwb25zZSIDkAIBEmQKEVNpZ25PdXRFdmVyeXdoZXJlEiYuY3VzdG9kaWFuLnYxLlNpZ25PdXRFdmVyeXdoZXJlUmVxdWVzdBonLmN1c3RvZGlhbi52MS5TaWduT3V0RXZlcnl3aGVyZVJlc3BvbnNlQrUBChBjb20uY3VzdG9kaWFuLnYxQgxTZXNzaW9uUHJvdG9QAVpCZ2l0aHViLmNvbS9jdXN0b2RpYW4tYmZmL2N1c3RvZGlhbi9nZW4vZ28vY3VzdG9kaWFuL3YxO2N1c3RvZGlhbnYxogIDQ1hYqgIMQ3VzdG9kaWFuLlYxygIMQ3VzdG9kaWFuXFYx4gIYQ3VzdG9kaWFuXFYxXEdQQk1ldGFkYXRh6gINQ3VzdG9kaWFuOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChpjdXN0b2RpYW4vdjEvc2Vzc2lvbi5wcm90bxIMY3VzdG9kaWFuLnYxIhMKEUdldFNlc3Npb25SZXF1ZXN0IpQCChJHZXRTZXNzaW9uUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLmN1c3RvZGlhbi52MS5Vc2VyEjQKEGlkbGVfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKFGFic29sdXRlX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsb2dvdXRfdXJsGAQgASgJEhEKCXNpZ25lZF9pbhgFIAEoCBIyCgplbmRfcmVhc29uGAYgASgOMh4uY3VzdG9kaWFuLnYxLlNlc3Npb25FbmRSZWFzb24SEQoJbG9naW5fdXJsGAcgASgJIhoKGFNpZ25PdXRFdmVyeXdoZXJlUmVxdWVzdCIzChlTaWduT3V0RXZlcnl3aGVyZVJlc3BvbnNlEhYKDmVuZGVkX3Nlc3Npb25zGAEgASgFIkUKBFVzZXISDwoHc3ViamVjdBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWVtYWlsGAMgASgJEg8KB3BpY3R1cmUYBCABKAkiUQoMU2Vzc2lvbkVycm9yEi4KBnJlYXNvbhgBIAEoDjIeLmN1c3RvZGlhbi52MS5TZXNzaW9uRW5kUmVhc29uEhEKCWxvZ2luX3VybBgCIAEoCSryAQoQU2Vzc2lvbkVuZFJlYXNvbhIiCh5TRVNTSU9OX0VORF9SRUFTT05fVU5TUEVDSUZJRUQQABIhCh1TRVNTSU9OX0VORF9SRUFTT05fTk9fU0VTU0lPThABEiYKIlNFU1NJT05fRU5EX1JFQVNPTl9TRVNTSU9OX0VYUElSRUQQAhIhCh1TRVNTSU9OX0VORF9SRUFTT05fU0lHTkVEX09VVBADEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9SRUZSRVNIX0ZBSUxFRBAEEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9UT0tFTl9SRUpFQ1RFRBAFMswBCg5TZXNzaW9uU2VydmljZRJUCgpHZXRTZXNzaW9uEh8uY3VzdG9kaWFuLnYxLkdldFNlc3Npb25SZXF1ZXN0GiAuY3VzdG9kaWFuLnYxLkdldFNlc3Npb25SZXNwb25zZSIDkAIBEmQKEVNpZ25PdXRFdmVyeXdoZXJlEiYuY3VzdG9kaWFuLnYxLlNpZ25PdXRFdmVyeXdoZXJlUmVxdWVzdBonLmN1c3RvZGlhbi52MS5TaWduT3V0RXZlcnl3aGVyZVJlc3BvbnNlQrUBChBjb20uY3VzdG9kaWFuLnYxQgxTZXNzaW9uUHJvdG9QAVpCZ2l0aHViLmNvbS9jdXN0b2RpYW4tYmZmL2N1c3RvZGlhbi9nZW4vZ28vY3VzdG9kaWFuL3YxO2N1c3RvZGlhbnYxogIDQ1hYqgIMQ3VzdG9kaWFuLlYxygIMQ3VzdG9kaWFuXFYx4gIYQ3VzdG9kaWFuXFYxXEdQQk1ldGFkYXRh6gINQ3VzdG9kaWFuOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message custodian.v1.GetSessionRequest
@@ -32,7 +32,7 @@ export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE_
  */
 export type GetSessionResponse = Message<"custodian.v1.GetSessionResponse"> & {
   /**
-   * The signed-in user.
+   * The signed-in user; unset when signed_in is false.
    *
    * @generated from field: custodian.v1.User user = 1;
    */
@@ -58,6 +58,29 @@ export type GetSessionResponse = Message<"custodian.v1.GetSessionResponse"> & {
    * @generated from field: string logout_url = 4;
    */
   logoutUrl: string;
+
+  /**
+   * Whether the caller has a live session. When false, only end_reason and
+   * login_url are set.
+   *
+   * @generated from field: bool signed_in = 5;
+   */
+  signedIn: boolean;
+
+  /**
+   * Why the caller has no session; unspecified when signed_in is true.
+   *
+   * @generated from field: custodian.v1.SessionEndReason end_reason = 6;
+   */
+  endReason: SessionEndReason;
+
+  /**
+   * Where to send the user to sign in, when signed_in is false: the same
+   * login URL as in SessionError, which accepts return_to.
+   *
+   * @generated from field: string login_url = 7;
+   */
+  loginUrl: string;
 };
 
 /**
@@ -149,7 +172,10 @@ export type SessionError = Message<"custodian.v1.SessionError"> & {
   reason: SessionEndReason;
 
   /**
-   * Where to send the user to sign in again.
+   * Where to send the user to sign in again: the gateway's login page on its
+   * public URL, e.g. "https://app.example.com/auth/login". Add return_to with
+   * a same-site path, e.g. "?return_to=%2Forders%3Fpage%3D2", and after
+   * signing in the browser lands on that page.
    *
    * @generated from field: string login_url = 2;
    */
@@ -225,8 +251,11 @@ export const SessionEndReasonSchema: GenEnum<SessionEndReason> = /*@__PURE__*/
  */
 export const SessionService: GenService<{
   /**
-   * GetSession returns the signed-in user and when the session ends.
-   * Anonymous callers get CODE_UNAUTHENTICATED with a SessionError detail.
+   * GetSession returns the signed-in user and when the session ends. A caller
+   * without a live session (no cookie, or a session that ended) gets a
+   * signed-out answer, not an error, so that an anonymous page render needs
+   * no error path; every other method keeps answering CODE_UNAUTHENTICATED.
+   * When the session store is unavailable the caller gets CODE_UNAVAILABLE.
    *
    * @generated from rpc custodian.v1.SessionService.GetSession
    */

@@ -51,8 +51,11 @@ var (
 
 // SessionServiceClient is a client for the custodian.v1.SessionService service.
 type SessionServiceClient interface {
-	// GetSession returns the signed-in user and when the session ends.
-	// Anonymous callers get CODE_UNAUTHENTICATED with a SessionError detail.
+	// GetSession returns the signed-in user and when the session ends. A caller
+	// without a live session (no cookie, or a session that ended) gets a
+	// signed-out answer, not an error, so that an anonymous page render needs
+	// no error path; every other method keeps answering CODE_UNAUTHENTICATED.
+	// When the session store is unavailable the caller gets CODE_UNAVAILABLE.
 	GetSession(context.Context, *v1.GetSessionRequest) (*v1.GetSessionResponse, error)
 	// SignOutEverywhere ends every session of the signed-in user, in every
 	// browser and on every replica of the gateway, the caller's own last, and
@@ -73,8 +76,11 @@ func NewSessionServiceClient(client *connect.Client) SessionServiceClient {
 
 // SessionServiceHandler is an implementation of the custodian.v1.SessionService service.
 type SessionServiceHandler interface {
-	// GetSession returns the signed-in user and when the session ends.
-	// Anonymous callers get CODE_UNAUTHENTICATED with a SessionError detail.
+	// GetSession returns the signed-in user and when the session ends. A caller
+	// without a live session (no cookie, or a session that ended) gets a
+	// signed-out answer, not an error, so that an anonymous page render needs
+	// no error path; every other method keeps answering CODE_UNAUTHENTICATED.
+	// When the session store is unavailable the caller gets CODE_UNAVAILABLE.
 	GetSession(context.Context, *v1.GetSessionRequest) (*v1.GetSessionResponse, error)
 	// SignOutEverywhere ends every session of the signed-in user, in every
 	// browser and on every replica of the gateway, the caller's own last, and
