@@ -20,8 +20,8 @@ import (
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
 	custodianv1 "github.com/custodian-bff/custodian/gen/go/custodian/v1"
-	"github.com/custodian-bff/custodian/internal/gatewaytest"
 	"github.com/custodian-bff/custodian/gen/go/custodian/v1/custodianv1connect"
+	"github.com/custodian-bff/custodian/internal/gatewaytest"
 )
 
 // callTimeout bounds one RPC of the test.
