@@ -65,10 +65,15 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-step "TypeScript and Chromium: compile generated code and tests, run them against a demo gateway"
+step "TypeScript packages and Chromium: build @custodian-bff/*, run the TypeScript tests against a demo gateway (scripts/ts.sh)"
 mkdir -p .build
 go build -o .build/custodian ./cmd/custodian
-CUSTODIAN_BIN="$PWD/.build/custodian" npm test --silent
+go build -o .build/custodian-demo ./cmd/custodian-demo
+export CUSTODIAN_BIN="$PWD/.build/custodian" CUSTODIAN_DEMO_BIN="$PWD/.build/custodian-demo"
+bash scripts/ts.sh
+
+step "The Next.js example: next build (Turbopack and webpack) and its Chromium tests (scripts/nextjs.sh)"
+bash scripts/nextjs.sh
 
 step "grpcurl, for the reflection tests (built from the Go module proxy)"
 GOBIN="$PWD/.build/bin" GOFLAGS= go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
