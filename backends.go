@@ -12,9 +12,11 @@ import (
 	"github.com/custodian-bff/custodian/server/session"
 )
 
-// newBackends returns a client for each configured backend. They share one
-// connection pool; user-token calls act for the session the request carries.
-func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Provider, idpClient *http.Client, sessions *session.Manager, logger *slog.Logger) (map[string]*clients.Backend, error) {
+// newBackends returns a client for each configured backend, and the
+// function that made them, for routes that override a token policy. They
+// share one connection pool; user-token calls act for the session the
+// request carries.
+func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Provider, idpClient *http.Client, sessions *session.Manager, logger *slog.Logger) (map[string]*clients.Backend, func(config.Backend) (*clients.Backend, error), error) {
 	creds := clients.ClientCredentials{
 		TokenURL:     provider.TokenURL,
 		ClientID:     cfg.OIDC.ClientID,
@@ -22,8 +24,7 @@ func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Pr
 		HTTPClient:   idpClient,
 	}
 	userTokens := clients.WithUserTokens(func(ctx context.Context) clients.UserTokens { return sessions.UserTokens(ctx) })
-	backends := make(map[string]*clients.Backend, len(cfg.Backends))
-	for _, b := range cfg.Backends {
+	newBackend := func(b config.Backend) (*clients.Backend, error) {
 		backend, err := clients.New(clients.Spec{
 			Name:     b.Name,
 			URL:      b.URL,
@@ -35,7 +36,15 @@ func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Pr
 		if err != nil {
 			return nil, fmt.Errorf("custodian: %w", err)
 		}
+		return backend, nil
+	}
+	backends := make(map[string]*clients.Backend, len(cfg.Backends))
+	for _, b := range cfg.Backends {
+		backend, err := newBackend(b)
+		if err != nil {
+			return nil, nil, err
+		}
 		backends[b.Name] = backend
 	}
-	return backends, nil
+	return backends, newBackend, nil
 }

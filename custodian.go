@@ -139,7 +139,7 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 	}, provider, sessions, keys, login.WithLogger(logger), login.WithClock(o.now))
 
 	backendClient := clients.NewHTTPClient()
-	backends, err := newBackends(cfg, backendClient, provider, idpClient, sessions, logger)
+	backends, newBackend, err := newBackends(cfg, backendClient, provider, idpClient, sessions, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +183,9 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 	srv, err := server.New(serverOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("custodian: %w", err)
+	}
+	if err := mountRoutes(srv, cfg, logger, backends, newBackend); err != nil {
+		return nil, err
 	}
 	return &Gateway{logger: logger, backendClient: backendClient, closeStore: closeStore, srv: srv, sessions: sessions, backends: backends, pageTokens: pageTokens}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/custodian-bff/custodian"
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		logger = slog.New(slog.NewTextHandler(stderr, handlerOpts))
 	}
 	if err := serve(ctx, logger, *configPath, *addr, o); err != nil {
-		fmt.Fprintf(stderr, "custodian: %v\n", err)
+		fmt.Fprintf(stderr, "custodian: %s\n", strings.TrimPrefix(err.Error(), "custodian: "))
 		return 1
 	}
 	return 0

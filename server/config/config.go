@@ -91,6 +91,9 @@ type Config struct {
 	Backends []Backend `yaml:"backends"`
 	// RateLimits bounds how fast clients may call the gateway.
 	RateLimits RateLimits `yaml:"rate_limits"`
+	// Routes serve backend methods to browsers under a public schema,
+	// without code: see docs/routes.md. Default none.
+	Routes Routes `yaml:"routes"`
 }
 
 // TLS names the certificate and key the gateway serves HTTPS with. Relative
@@ -293,6 +296,53 @@ type Backend struct {
 	Audience string `yaml:"audience"`
 	// Timeout bounds one call to the backend. Default 2s; 1ms to 5m.
 	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Routes are config-only routes: public methods answered by backend
+// methods, each answer built afresh from the public type's own fields.
+type Routes struct {
+	// Descriptors is the descriptor set (the output of `buf build -o
+	// public.binpb`) that holds the public and the backend schemas.
+	// Required when Methods is set; a relative path is resolved against
+	// the configuration file's directory.
+	Descriptors string `yaml:"descriptors"`
+	// Methods are the routes, each public method at most once.
+	Methods []Route `yaml:"methods"`
+}
+
+// Claims a route may bind backend request fields to: the session user's
+// subject, email address and name.
+const (
+	ClaimSubject = "sub"
+	ClaimEmail   = "email"
+	ClaimName    = "name"
+)
+
+// Route is one public method answered by one backend method.
+type Route struct {
+	// Public is the browser-facing method, "package.Service/Method", from
+	// the public schema. Required.
+	Public string `yaml:"public"`
+	// Backend names the backend (from backends) that answers. Required.
+	Backend string `yaml:"backend"`
+	// Method is the backend's method, "package.Service/Method". Required.
+	Method string `yaml:"method"`
+	// Token overrides the backend's token policy for this route: TokenUser,
+	// TokenExchange, TokenClient or TokenNone. Default: the backend's.
+	Token string `yaml:"token"`
+	// Anonymous lets callers without a session call the route. Only with
+	// a client or no token (TokenClient, TokenNone), and never with Bind.
+	// Default false: the route needs a session.
+	Anonymous bool `yaml:"anonymous"`
+	// AllowDynamicTypes lets public fields be google.protobuf.Any,
+	// Struct, Value or ListValue, which carry arbitrary (internal) data.
+	// Default false: such fields refuse the route.
+	AllowDynamicTypes bool `yaml:"allow_dynamic_types"`
+	// Bind sets backend request fields from the session's claims, e.g.
+	// {account_id: sub}; ClaimSubject, ClaimEmail or ClaimName. A bound
+	// field must not be in the public request, so a browser cannot name
+	// another user's data.
+	Bind map[string]string `yaml:"bind"`
 }
 
 // Load reads the configuration file at path and returns it with defaults

@@ -134,4 +134,5 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	resolve(&c.OIDC.ClientSecretFile)
 	resolve(&c.Session.KeysFile)
+	resolve(&c.Routes.Descriptors)
 }

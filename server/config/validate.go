@@ -66,6 +66,7 @@ func (c *Config) validate(reported secretProblems) []error {
 	c.CORS.validate(&p)
 	validateBackends(&p, c.Backends)
 	c.RateLimits.validate(&p)
+	c.Routes.validate(&p, c.Backends)
 	return p
 }
 
@@ -626,4 +627,68 @@ func quote(s string) string {
 		s = s[:maxQuotedValueLen] + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// validate checks the routes as far as the configuration goes; the
+// descriptors are checked when the gateway starts.
+func (r *Routes) validate(p *problems, backends []Backend) {
+	if len(r.Methods) == 0 {
+		if r.Descriptors != "" {
+			p.addf("routes.methods", "no routes, but routes.descriptors is set")
+		}
+		return
+	}
+	if r.Descriptors == "" {
+		p.addf("routes.descriptors", "required with routes.methods: the descriptor set of `buf build -o public.binpb`")
+	}
+	tokens := map[string]string{}
+	for _, b := range backends {
+		tokens[b.Name] = b.Token
+	}
+	seen := map[string]int{}
+	for i, rt := range r.Methods {
+		path := fmt.Sprintf("routes.methods[%d]", i)
+		switch first, dup := seen[rt.Public]; {
+		case !isMethodName(rt.Public):
+			p.addf(path+".public", "%s is not package.Service/Method", quote(rt.Public))
+		case dup:
+			p.addf(path+".public", "%s is already routed by routes.methods[%d]", quote(rt.Public), first)
+		default:
+			seen[rt.Public] = i
+		}
+		if !isMethodName(rt.Method) {
+			p.addf(path+".method", "%s is not package.Service/Method", quote(rt.Method))
+		}
+		token, ok := tokens[rt.Backend]
+		if !ok {
+			p.addf(path+".backend", "%s is not a configured backend", quote(rt.Backend))
+		}
+		switch rt.Token {
+		case "":
+		case TokenUser, TokenExchange, TokenClient, TokenNone:
+			token = rt.Token
+		default:
+			p.addf(path+".token", "%s is not one of %s, %s, %s, %s", quote(rt.Token), TokenUser, TokenExchange, TokenClient, TokenNone)
+		}
+		if rt.Anonymous && ok && (token == TokenUser || token == TokenExchange) {
+			p.addf(path+".anonymous", "a route with the %q token policy needs a session; set token: %s or %s for anonymous callers", token, TokenClient, TokenNone)
+		}
+		if rt.Anonymous && len(rt.Bind) > 0 {
+			p.addf(path+".bind", "binds claims of the session, so the route cannot be anonymous")
+		}
+		for _, field := range slices.Sorted(maps.Keys(rt.Bind)) {
+			switch claim := rt.Bind[field]; claim {
+			case ClaimSubject, ClaimEmail, ClaimName:
+			default:
+				p.addf(path+".bind."+field, "%s is not one of %s, %s, %s", quote(claim), ClaimSubject, ClaimEmail, ClaimName)
+			}
+		}
+	}
+}
+
+// isMethodName reports whether s looks like "package.Service/Method".
+func isMethodName(s string) bool {
+	service, method, ok := strings.Cut(s, "/")
+	return ok && strings.Contains(service, ".") && method != "" && !strings.ContainsAny(method, "/.") &&
+		!strings.HasPrefix(service, ".") && !strings.HasSuffix(service, ".")
 }

@@ -39,6 +39,27 @@ func TestValidationRules(t *testing.T) {
 		{name: "rate limits", append: rateLimitsYAML},
 		{name: "rate limits off", append: "rate_limits:\n  per_ip: {rate: 0}\n  per_session: {}\n  login: {rate: 0}\n"},
 		{name: "fractional and maximal rates", append: "rate_limits:\n  login: {rate: 0.01, burst: 1}\n  per_ip: {rate: 100000, burst: 100000}\n"},
+		{name: "routes", append: "routes:\n  descriptors: public.binpb\n  methods:\n    - {public: web.v1.OrderService/GetOrder, backend: orders, method: acme.orders.v1.OrderService/GetOrder, bind: {account_id: sub}}\n    - {public: web.v1.OrderService/ListOrders, backend: profiles, method: p.v1.S/M, token: client, anonymous: true}\n"},
+
+		// Routes.
+		{name: "routes without descriptors", append: "routes:\n  methods:\n    - {public: web.v1.S/M, backend: orders, method: a.v1.S/M}\n",
+			wantErr: []string{"routes.descriptors: required with routes.methods"}},
+		{name: "route method names", append: "routes:\n  descriptors: public.binpb\n  methods:\n    - {public: GetOrder, backend: orders, method: a.v1.S/M/X}\n",
+			wantErr: []string{`routes.methods[0].public: "GetOrder" is not package.Service/Method`, `routes.methods[0].method: "a.v1.S/M/X" is not package.Service/Method`}},
+		{name: "route twice", append: "routes:\n  descriptors: public.binpb\n  methods:\n    - {public: web.v1.S/M, backend: orders, method: a.v1.S/M}\n    - {public: web.v1.S/M, backend: orders, method: a.v1.S/N}\n",
+			wantErr: []string{`routes.methods[1].public: "web.v1.S/M" is already routed by routes.methods[0]`}},
+		{name: "route to an unknown backend", append: "routes:\n  descriptors: public.binpb\n  methods:\n    - {public: web.v1.S/M, backend: tickets, method: a.v1.S/M}\n",
+			wantErr: []string{`routes.methods[0].backend: "tickets" is not a configured backend`}},
+		{name: "route token", append: "routes:\n  descriptors: public.binpb\n  methods:\n    - {public: web.v1.S/M, backend: orders, method: a.v1.S/M, token: admin}\n",
+			wantErr: []string{`routes.methods[0].token: "admin" is not one of user, exchange, client, none`}},
+		{name: "anonymous route with the user's token", append: "routes:\n  descriptors: public.binpb\n  methods:\n    - {public: web.v1.S/M, backend: profiles, method: a.v1.S/M, anonymous: true}\n",
+			wantErr: []string{`routes.methods[0].anonymous: a route with the "user" token policy needs a session`}},
+		{name: "anonymous route with a binding", append: "routes:\n  descriptors: public.binpb\n  methods:\n    - {public: web.v1.S/M, backend: profiles, method: a.v1.S/M, token: none, anonymous: true, bind: {account_id: sub}}\n",
+			wantErr: []string{`routes.methods[0].bind: binds claims of the session, so the route cannot be anonymous`}},
+		{name: "unknown claim", append: "routes:\n  descriptors: public.binpb\n  methods:\n    - {public: web.v1.S/M, backend: profiles, method: a.v1.S/M, bind: {account_id: roles}}\n",
+			wantErr: []string{`routes.methods[0].bind.account_id: "roles" is not one of sub, email, name`}},
+		{name: "descriptors without routes", append: "routes:\n  descriptors: public.binpb\n",
+			wantErr: []string{"routes.methods: no routes, but routes.descriptors is set"}},
 
 		// Decoding.
 		{name: "unknown field", old: "  read_timeout: 30s", new: "  read_timeout: 30s\n  read_timout: 5s",
