@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/custodian-bff/custodian/aggregators/routes"
 	"github.com/custodian-bff/custodian/clients"
 	"github.com/custodian-bff/custodian/server/config"
 	"github.com/custodian-bff/custodian/server/login"
@@ -24,6 +25,9 @@ func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Pr
 		HTTPClient:   idpClient,
 	}
 	userTokens := clients.WithUserTokens(func(ctx context.Context) clients.UserTokens { return sessions.UserTokens(ctx) })
+	// Routes read backend answers undecoded through this codec; generated
+	// clients get connect-go's binary codec behaviour unchanged.
+	codecs := clients.WithCodecs(routes.BackendCodec())
 	newBackend := func(b config.Backend) (*clients.Backend, error) {
 		backend, err := clients.New(clients.Spec{
 			Name:     b.Name,
@@ -32,7 +36,7 @@ func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Pr
 			Token:    clients.TokenPolicy(b.Token),
 			Audience: b.Audience,
 			Timeout:  b.Timeout,
-		}, clients.WithHTTPClient(httpClient), clients.WithClientCredentials(creds), clients.WithLogger(logger), userTokens)
+		}, clients.WithHTTPClient(httpClient), clients.WithClientCredentials(creds), clients.WithLogger(logger), userTokens, codecs)
 		if err != nil {
 			return nil, fmt.Errorf("custodian: %w", err)
 		}

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/connect/v2/connectproto"
 )
 
 // Protocol is the wire protocol a backend speaks.
@@ -70,6 +72,7 @@ type backendOptions struct {
 	userTokens func(context.Context) UserTokens
 	logger     *slog.Logger
 	breaker    BreakerSettings
+	codecs     []connect.Codec
 }
 
 type optionFunc func(*backendOptions)
@@ -105,6 +108,14 @@ func WithLogger(logger *slog.Logger) Option {
 // defaults of BreakerSettings.
 func WithBreaker(s BreakerSettings) Option {
 	return optionFunc(func(o *backendOptions) { o.breaker = s })
+}
+
+// WithCodecs puts codecs before connect-go's default binary protobuf and
+// JSON codecs, replacing those of the same name. The first codec is the one
+// requests are sent with; config-only routes give theirs
+// (routes.BackendCodec) to read backend answers undecoded.
+func WithCodecs(codecs ...connect.Codec) Option {
+	return optionFunc(func(o *backendOptions) { o.codecs = append(o.codecs, codecs...) })
 }
 
 // New returns the Backend that spec describes.
@@ -153,6 +164,12 @@ func New(spec Spec, opts ...Option) (*Backend, error) {
 		transportOpts = append(transportOpts, connecthttp.WithGRPCWeb())
 	default:
 		return nil, fmt.Errorf("backend %q: unknown protocol %q", spec.Name, spec.Protocol)
+	}
+	if len(o.codecs) > 0 {
+		// connecthttp keeps the first codec of each name: the defaults stay
+		// for the names o.codecs do not have.
+		codecs := append(slices.Clone(o.codecs), connectproto.NewBinaryCodec(), connectproto.NewJSONCodec())
+		transportOpts = append(transportOpts, connecthttp.WithCodecs(codecs...))
 	}
 	out := &outbound{
 		backend: spec.Name,

@@ -99,12 +99,21 @@ func TestCanary(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			src := decodeDynamic(t, backendResponse, canaryBytes(t, tt.mutate))
+			raw := canaryBytes(t, tt.mutate)
+			src := decodeDynamic(t, backendResponse, raw)
 			if len(src.GetUnknown()) == 0 {
 				t.Fatal("decoded backend answer has no unknown fields: the canary is not exercised")
 			}
 			dst := dynamicpb.NewMessage(webResponse)
 			c.ToPublic(dst, src)
+			// The wire path, straight from the backend's bytes, gives the same.
+			fromWire := dynamicpb.NewMessage(webResponse)
+			if err := c.ToPublicWire(fromWire, raw); err != nil {
+				t.Fatalf("ToPublicWire: %v", err)
+			}
+			if diff := cmpDiff(dst.Interface(), fromWire.Interface()); diff != "" {
+				t.Errorf("ToPublicWire differs from ToPublic (-ToPublic +ToPublicWire):\n%s", diff)
+			}
 
 			bin, err := proto.Marshal(dst)
 			if err != nil {

@@ -3,6 +3,8 @@ package routes
 import (
 	"bytes"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -94,6 +96,10 @@ func checkDescriptor(op, arg string, m protoreflect.Message, want protoreflect.M
 // Plans of message fields point to each other, so recursive types share them.
 type plan struct {
 	fields []fieldPlan
+	// dense and sparse look up the backend field numbers of an encoded
+	// answer for [Copier.ToPublicWire]; built by indexWire at compile time.
+	dense  []wireField
+	sparse map[protowire.Number]wireField
 }
 
 // shape is a field's cardinality as the copy sees it.

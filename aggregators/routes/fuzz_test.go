@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,6 +50,7 @@ func fuzzCopy(t *testing.T, copier *Copier, schema, msg []byte) (compiled bool) 
 		if proto.Unmarshal(msg, src) == nil {
 			copyAndCheck(t, copier, src, false)
 		}
+		checkWire(t, copier, msg)
 		return true
 	}
 	backFile, pubFile := randomSchemas(&fuzzBytes{b: schema})
@@ -69,6 +71,7 @@ func fuzzCopy(t *testing.T, copier *Copier, schema, msg []byte) (compiled bool) 
 	if src := dynamicpb.NewMessage(back); proto.Unmarshal(msg, src) == nil {
 		copyAndCheck(t, c, src, false)
 	}
+	checkWire(t, c, msg)
 	// A backend message whose internal values carry the marker, sent over
 	// the wire with unknown fields that carry it too.
 	src := dynamicpb.NewMessage(back)
@@ -78,7 +81,36 @@ func fuzzCopy(t *testing.T, copier *Copier, schema, msg []byte) (compiled bool) 
 		t.Fatalf("marshal backend message: %v", err)
 	}
 	copyAndCheck(t, c, decodeDynamic(t, back, b), true)
+	checkWire(t, c, b)
+	// Concatenated encodings merge: singular messages merge, scalars and
+	// oneof members are replaced, lists and maps grow.
+	checkWire(t, c, append(slices.Clip(b), b...))
+	if len(msg) > 0 {
+		checkWire(t, c, append(slices.Clip(b), msg...))
+	}
 	return true
+}
+
+// checkWire is the differential check of [Copier.ToPublicWire]: wherever
+// proto.Unmarshal accepts msg as a backend message, ToPublicWire must accept
+// it too and give what ToPublic gives from that message; elsewhere it must
+// return an error or a message, never panic.
+func checkWire(t *testing.T, c *Copier, msg []byte) {
+	t.Helper()
+	got := dynamicpb.NewMessage(c.Public())
+	wireErr := c.ToPublicWire(got, msg)
+	src := dynamicpb.NewMessage(c.Backend())
+	if err := proto.Unmarshal(msg, src); err != nil {
+		return
+	}
+	if wireErr != nil {
+		t.Fatalf("ToPublicWire(%q) = %v; proto.Unmarshal accepts it", msg, wireErr)
+	}
+	want := dynamicpb.NewMessage(c.Public())
+	c.ToPublic(want, src)
+	if !proto.Equal(want, got) {
+		t.Fatalf("ToPublicWire(%q) differs from proto.Unmarshal + ToPublic:\nwant %v\ngot  %v", msg, want, got)
+	}
 }
 
 // TestFuzzCopierInputs runs FuzzCopier's checks on pseudo-random inputs, a

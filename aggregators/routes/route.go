@@ -165,12 +165,16 @@ func (r *Route) serve(ctx context.Context, _ connect.Spec, stream connect.Server
 		}
 	}
 	if r.backendSpec.StreamType == connect.StreamTypeUnary {
-		res := dynamicpb.NewMessage(r.backend.Output())
-		if err := r.client.CallUnary(ctx, r.backendSpec, req, res); err != nil {
+		// The answer's bytes, read by BackendCodec, become the public
+		// answer directly: no backend message is built.
+		var res rawAnswer
+		if err := r.client.CallUnary(ctx, r.backendSpec, req, &res); err != nil {
 			return r.backendError(ctx, err)
 		}
 		out := dynamicpb.NewMessage(r.public.Output())
-		r.plan.Response.ToPublic(out, res)
+		if err := r.plan.Response.ToPublicWire(out, res.b); err != nil {
+			return r.malformedAnswer(ctx, err)
+		}
 		return stream.Send(out)
 	}
 	backend, err := r.client.CallServerStream(ctx, r.backendSpec, req)
@@ -178,20 +182,30 @@ func (r *Route) serve(ctx context.Context, _ connect.Spec, stream connect.Server
 		return r.backendError(ctx, err)
 	}
 	defer backend.Close()
+	var res rawAnswer // its buffer is reused: ToPublicWire copies what it keeps
 	for {
-		res := dynamicpb.NewMessage(r.backend.Output())
-		if err := backend.Receive(res); err != nil {
+		if err := backend.Receive(&res); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return r.backendError(ctx, err)
 		}
 		out := dynamicpb.NewMessage(r.public.Output())
-		r.plan.Response.ToPublic(out, res)
+		if err := r.plan.Response.ToPublicWire(out, res.b); err != nil {
+			return r.malformedAnswer(ctx, err)
+		}
 		if err := stream.Send(out); err != nil {
 			return err
 		}
 	}
+}
+
+// malformedAnswer is what the browser gets for a backend answer that is not
+// a valid encoding of the backend's type: an internal error, logged.
+func (r *Route) malformedAnswer(ctx context.Context, err error) error {
+	r.logger.LogAttrs(ctx, slog.LevelError, "backend answer is malformed",
+		slog.String("procedure", r.backendSpec.Procedure), slog.String("error", err.Error()))
+	return connect.NewError(connect.CodeInternal, "internal error")
 }
 
 // backendError is what the browser gets for a failed backend call: the

@@ -111,6 +111,7 @@ func (c *compiler) message(public, backend protoreflect.MessageDescriptor, path 
 		}
 		p.fields = append(p.fields, fp)
 	}
+	p.indexWire(backend, oneofs)
 	return p, nil
 }
 
