@@ -81,3 +81,38 @@ func BenchmarkCacheGetHit(b *testing.B) {
 		}
 	}
 }
+
+// deepWork uses some 20 KB of stack, as encoding a backend request does;
+// a fresh goroutine grows its stack to run it.
+//
+//go:noinline
+func deepWork(n int) int {
+	var buf [256]byte
+	buf[n%256] = byte(n)
+	if n == 0 {
+		return int(buf[0])
+	}
+	return deepWork(n-1) + int(buf[n%256])
+}
+
+// BenchmarkGroupChain is the fan-out of a one-backend call: a part and a
+// Then part after it, each with stack-hungry work.
+func BenchmarkGroupChain(b *testing.B) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		g := New[string](ctx)
+		order := Go(g, Part[string]{Label: "orders", Required: true}, func(context.Context) (int, error) {
+			return deepWork(64), nil
+		})
+		products := Then(g, order, Part[string]{Label: "catalog"}, func(_ context.Context, v int) (int, error) {
+			return v + deepWork(64), nil
+		})
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		if _, ok := products.Value(); !ok {
+			b.Fatal("catalog failed")
+		}
+	}
+}

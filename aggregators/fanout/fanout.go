@@ -48,6 +48,12 @@ func (e *skippedError) Unwrap() error { return e.cause }
 
 // Group is the fan-out of one browser-facing call. Start its parts with Go
 // and Then, then call Wait once; a Group is not reused across calls.
+//
+// Parts run on as few goroutines as the call allows: the part started last
+// runs on the goroutine that calls Wait (or Value), and a Then part runs on
+// the goroutine of the part it follows. A call with one backend call, or a
+// chain of them, starts no goroutine at all; the goroutines it does start
+// would otherwise grow fresh stacks while they encode.
 type Group[L comparable] struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -56,6 +62,7 @@ type Group[L comparable] struct {
 	mu       sync.Mutex
 	failed   *PartError[L] // first required failure
 	optional []optionalPart[L]
+	pending  func() // a started part no goroutine runs yet
 }
 
 // optionalPart records one optional part in start order, for Missing.
@@ -76,13 +83,23 @@ type Result[T any] struct {
 	done chan struct{} // closed once val and err are set
 	val  T
 	err  error
+	g    pendingRunner // the part's group, for Value before Wait
+
+	mu      sync.Mutex
+	settled bool
+	next    []func() // Then parts waiting for this one
 }
 
 // Value returns the part's value and whether the part succeeded; a failed
-// part gives the zero T. Call it after Wait: before, it blocks until the part
-// has finished.
+// part gives the zero T. Call it after Wait: before, it runs the group's
+// pending part and blocks until this part has finished.
 func (r *Result[T]) Value() (T, bool) {
-	<-r.done
+	select {
+	case <-r.done:
+	default:
+		r.g.runPending()
+		<-r.done
+	}
 	if r.err != nil {
 		var zero T
 		return zero, false
@@ -91,19 +108,52 @@ func (r *Result[T]) Value() (T, bool) {
 }
 
 // Go starts fn concurrently with the part's timeout; the returned Result is
-// ready when fn returns. If the group's context has already ended (the
-// caller left, or a required part failed) fn is not called and the part
-// fails with the context's error.
+// ready when fn returns. The part started last waits for Wait, Value or the
+// next Go to run (on Wait's goroutine), so start every part before doing
+// anything slow. If the group's context has already ended (the caller left,
+// or a required part failed) fn is not called and the part fails with the
+// context's error.
 func Go[L comparable, T any](g *Group[L], p Part[L], fn func(ctx context.Context) (T, error)) *Result[T] {
-	r := &Result[T]{done: make(chan struct{})}
+	r := &Result[T]{done: make(chan struct{}), g: g}
 	slot := g.register(p)
 	if err := g.ctx.Err(); err != nil {
 		var zero T
 		settle(g, p, slot, r, zero, err)
 		return r
 	}
-	g.wg.Go(func() { run(g, p, slot, r, fn) })
+	g.wg.Add(1)
+	g.start(func() {
+		defer g.wg.Done()
+		run(g, p, slot, r, fn)
+	})
 	return r
+}
+
+// pendingRunner is a Group of any label type.
+type pendingRunner interface{ runPending() }
+
+// start makes task the pending part; the part pending before it gets a
+// goroutine of its own. The caller has counted task in g.wg, and task
+// marks itself done.
+func (g *Group[L]) start(task func()) {
+	g.mu.Lock()
+	prev := g.pending
+	g.pending = task
+	g.mu.Unlock()
+	if prev != nil {
+		go prev()
+	}
+}
+
+// runPending runs the pending part, if any, on the calling goroutine.
+func (g *Group[L]) runPending() {
+	g.mu.Lock()
+	task := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	if task != nil {
+		task()
+	}
 }
 
 // Then starts fn once after succeeded, with after's value: a dependent call,
@@ -111,30 +161,35 @@ func Go[L comparable, T any](g *Group[L], p Part[L], fn func(ctx context.Context
 // returned. If after failed (or was skipped), fn is not called and this part
 // fails too, so an optional Then of a failed optional part is listed
 // missing and a required Then of a failed optional part fails the call.
-// after must come from the same Group. The part's Timeout starts when fn is
-// called, not while it waits for after.
+// after must come from the same Group. fn runs on the goroutine that
+// finished after (or as a pending part if after had already finished). The
+// part's Timeout starts when fn is called, not while it waits for after.
 func Then[L comparable, T, U any](g *Group[L], after *Result[T], p Part[L], fn func(ctx context.Context, v T) (U, error)) *Result[U] {
-	r := &Result[U]{done: make(chan struct{})}
+	r := &Result[U]{done: make(chan struct{}), g: g}
 	slot := g.register(p)
 	var zero U
 	if err := g.ctx.Err(); err != nil {
 		settle(g, p, slot, r, zero, err)
 		return r
 	}
-	g.wg.Go(func() {
-		select {
-		case <-after.done:
-		case <-g.ctx.Done():
-			settle(g, p, slot, r, zero, g.ctx.Err())
-			return
-		}
+	task := func() {
+		defer g.wg.Done()
 		if after.err != nil {
 			settle(g, p, slot, r, zero, error(&skippedError{cause: after.err}))
 			return
 		}
 		v := after.val
 		run(g, p, slot, r, func(ctx context.Context) (U, error) { return fn(ctx, v) })
-	})
+	}
+	g.wg.Add(1)
+	after.mu.Lock()
+	if !after.settled {
+		after.next = append(after.next, task) // run by whoever settles after
+		after.mu.Unlock()
+		return r
+	}
+	after.mu.Unlock()
+	g.start(task)
 	return r
 }
 
@@ -175,8 +230,21 @@ func settle[L comparable, T any](g *Group[L], p Part[L], slot int, r *Result[T],
 		var zero T
 		v = zero
 	}
+	r.mu.Lock()
 	r.val, r.err = v, err
+	r.settled = true
+	next := r.next
+	r.next = nil
+	r.mu.Unlock()
 	close(r.done)
+	// The parts that follow this one run here, the last on this goroutine.
+	for i, task := range next {
+		if i == len(next)-1 {
+			task()
+		} else {
+			go task()
+		}
+	}
 }
 
 // register notes an optional part in start order and returns its slot; a
@@ -220,6 +288,7 @@ func (g *Group[L]) fail(p Part[L], slot int, err error) {
 // early; their failures caused by that are not reported as missing. Wait
 // then cancels the group's context; parts started after Wait fail at once.
 func (g *Group[L]) Wait() error {
+	g.runPending()
 	g.wg.Wait()
 	g.cancel(nil)
 	g.mu.Lock()
