@@ -1,5 +1,5 @@
 // Package clients builds the gateway's clients for its backends: one Connect
-// client per backend, speaking the backend's protocol over a shared HTTP/2
+// client per backend, speaking the backend's protocol over a shared pooled
 // transport, carrying the token its policy calls for and nothing from the
 // browser.
 package clients
@@ -8,21 +8,48 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
-// NewHTTPClient returns the client every backend shares: HTTP/2 only (TLS
-// with ALPN for https, prior-knowledge h2c for http, so gRPC works on both),
-// pooled and multiplexed so a burst of calls does not open a connection each.
-// It never follows redirects and ignores proxy environment variables: the
-// gateway talks to the configured backends and nowhere else.
+// NewHTTPClient returns the client every backend shares. gRPC calls go over
+// HTTP/2 (prior-knowledge h2c for http, ALPN for https), since gRPC needs it.
+// Connect and gRPC-Web calls to an http URL go over pooled HTTP/1.1
+// keep-alive connections: for small unary calls Go's HTTP/1.1 client costs
+// less CPU than its HTTP/2 client, which writes headers and body in separate
+// flushes; to an https URL they take what ALPN picks (HTTP/2 when the
+// backend offers it). Client and bidirectional streaming need HTTP/2, so a
+// Connect backend that uses them must be served over https or spoken to with
+// the gRPC protocol.
+//
+// The client never follows redirects and ignores proxy environment
+// variables: the gateway talks to the configured backends and nowhere else.
 func NewHTTPClient() *http.Client {
+	return &http.Client{
+		Transport: &protocolTransport{
+			h2:    newTransport(func(p *http.Protocols) { p.SetHTTP2(true); p.SetUnencryptedHTTP2(true) }),
+			http1: newTransport(func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }),
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return errRedirect
+		},
+	}
+}
+
+var errRedirect = errors.New("backend redirects are not followed")
+
+// newTransport returns a pooled transport speaking the protocols set.
+func newTransport(protocols func(*http.Protocols)) *http.Transport {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		Proxy:               nil,
-		DialContext:         dialer.DialContext,
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 64,
+	t := &http.Transport{
+		Proxy:       nil,
+		DialContext: dialer.DialContext,
+		// HTTP/1.1 holds one call per connection: keep enough idle ones for
+		// a burst of concurrent calls to one backend, and bound how many
+		// are open so a stalled backend cannot take every local port.
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		MaxConnsPerHost:     1024,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 5 * time.Second,
 		Protocols:           new(http.Protocols),
@@ -31,14 +58,32 @@ func NewHTTPClient() *http.Client {
 			PingTimeout:     10 * time.Second,
 		},
 	}
-	transport.Protocols.SetHTTP2(true)
-	transport.Protocols.SetUnencryptedHTTP2(true)
-	return &http.Client{
-		Transport: transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return errRedirect
-		},
-	}
+	protocols(t.Protocols)
+	return t
 }
 
-var errRedirect = errors.New("backend redirects are not followed")
+// protocolTransport sends gRPC over h2 and everything else over http1.
+type protocolTransport struct {
+	h2    *http.Transport
+	http1 *http.Transport
+}
+
+func (t *protocolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if isGRPC(req.Header.Get("Content-Type")) {
+		return t.h2.RoundTrip(req)
+	}
+	return t.http1.RoundTrip(req)
+}
+
+// CloseIdleConnections closes both transports' idle connections.
+func (t *protocolTransport) CloseIdleConnections() {
+	t.h2.CloseIdleConnections()
+	t.http1.CloseIdleConnections()
+}
+
+// isGRPC reports whether contentType is gRPC's (application/grpc or
+// application/grpc+codec), not gRPC-Web's.
+func isGRPC(contentType string) bool {
+	rest, ok := strings.CutPrefix(contentType, "application/grpc")
+	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
+}
