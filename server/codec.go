@@ -21,7 +21,8 @@ import (
 const maxNesting = 32
 
 // codecs returns the handler codecs: connect-go's binary and JSON codecs
-// with a nesting limit on what they decode, and gzip at its fastest level
+// with a nesting limit on what they decode, writing the kept encodings of
+// shared answers (Share), and gzip at its fastest level
 // (answers are small; level 6 cost three times the CPU for a few percent).
 func codecs() []connecthttp.Option {
 	binary := connectproto.NewBinaryCodec()
@@ -33,7 +34,7 @@ func codecs() []connecthttp.Option {
 	json.UnmarshalOptions.RecursionLimit = maxNesting
 	return []connecthttp.Option{
 		connecthttp.WithCompressors(connectgzip.New(connectgzip.WithLevel(gzip.BestSpeed))),
-		connecthttp.WithCodecs(protoCodec{binary}, json),
+		connecthttp.WithCodecs(sharedCodec{protoCodec{binary}}, sharedCodec{json}),
 	}
 }
 

@@ -2,9 +2,11 @@ package storefront
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"connectrpc.com/connect/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/custodian-bff/custodian/aggregators/fanout"
 	"github.com/custodian-bff/custodian/aggregators/pagetoken"
@@ -12,6 +14,7 @@ import (
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
 	storefrontv1 "github.com/custodian-bff/custodian/gen/go/acme/storefront/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/storefront/v1/storefrontv1connect"
+	"github.com/custodian-bff/custodian/server"
 )
 
 const (
@@ -28,6 +31,16 @@ type ProductService struct {
 	logger     *slog.Logger
 	imageBase  string
 	pageTokens *pagetoken.Sealer
+	// pages are the public answers built from the catalog's cached pages,
+	// the same for every caller and shared (server.Share), so each is
+	// built and encoded once per catalog cache entry.
+	pages *lru.Cache[string, publicPage]
+}
+
+// publicPage is the public answer built from one catalog page.
+type publicPage struct {
+	from *catalogv1.ListProductsResponse
+	res  *storefrontv1.ListProductsResponse
 }
 
 var _ storefrontv1connect.ProductServiceHandler = (*ProductService)(nil)
@@ -35,7 +48,8 @@ var _ storefrontv1connect.ProductServiceHandler = (*ProductService)(nil)
 // NewProductService returns a ProductService backed by catalog.
 func NewProductService(catalog *Catalog, opts ...Option) *ProductService {
 	o := newOptions(opts)
-	return &ProductService{catalog: catalog, logger: o.logger, imageBase: o.imageBase, pageTokens: o.pageTokens}
+	pages, _ := lru.New[string, publicPage](maxPublicPages) // errors only for a size < 1
+	return &ProductService{catalog: catalog, logger: o.logger, imageBase: o.imageBase, pageTokens: o.pageTokens, pages: pages}
 }
 
 // productsPurpose is what a products page token is sealed for: the
@@ -65,6 +79,7 @@ func (s *ProductService) ListProducts(ctx context.Context, req *storefrontv1.Lis
 	if size == 0 {
 		size = defaultProductPageSize
 	}
+	key := fmt.Sprintf("%d\x00%s\x00%s", size, pageToken, category)
 	res, err := s.catalog.list(ctx, &catalogv1.ListProductsRequest{
 		PageSize:  size,
 		PageToken: pageToken,
@@ -78,6 +93,9 @@ func (s *ProductService) ListProducts(ctx context.Context, req *storefrontv1.Lis
 		}
 		return nil, fanout.BackendError(ctx, s.logger, "catalog", err)
 	}
+	if page, ok := s.pages.Get(key); ok && page.from == res {
+		return page.res, nil
+	}
 	next, err := s.pageTokens.SealPublic(productsPurpose(category), res.GetNextPageToken())
 	if err != nil {
 		return nil, fanout.BackendError(ctx, s.logger, "catalog", err)
@@ -89,8 +107,15 @@ func (s *ProductService) ListProducts(ctx context.Context, req *storefrontv1.Lis
 	for _, p := range res.GetProducts() {
 		out.Products = append(out.Products, publicProduct(p, s.imageBase))
 	}
+	// The catalog page is shared by every caller until its cache entry
+	// ends, and so is this answer built from it.
+	s.pages.Add(key, publicPage{from: res, res: server.Share(out)})
 	return out, nil
 }
+
+// maxPublicPages bounds the public answers kept, as the catalog bounds its
+// cached pages.
+const maxPublicPages = 4096
 
 // GetProduct returns one product.
 func (s *ProductService) GetProduct(ctx context.Context, req *storefrontv1.GetProductRequest) (*storefrontv1.GetProductResponse, error) {
