@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	} else {
 		logger = slog.New(slog.NewTextHandler(stderr, handlerOpts))
 	}
+	tuneRuntime(os.Getenv, logger)
 	if err := serve(ctx, logger, *configPath, *addr, o); err != nil {
 		fmt.Fprintf(stderr, "custodian: %s\n", strings.TrimPrefix(err.Error(), "custodian: "))
 		return 1

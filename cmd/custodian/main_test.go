@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -193,5 +195,34 @@ func TestDemoBehindAnotherOrigin(t *testing.T) {
 	cancel()
 	if code := <-exit; code != 0 {
 		t.Fatalf("exit code %d after shutdown, want 0", code)
+	}
+}
+
+// TestTuneRuntime checks the garbage collector's defaults and that GOGC
+// set in the environment wins.
+func TestTuneRuntime(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	cases := []struct {
+		name string
+		gogc string
+		want int
+	}{
+		{name: "GOGC unset", want: defaultGOGC},
+		{name: "GOGC set", gogc: "150", want: 150},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			debug.SetGCPercent(150) // as the runtime would from GOGC=150
+			tuneRuntime(func(k string) string {
+				if k == "GOGC" {
+					return tc.gogc
+				}
+				return ""
+			}, slog.New(slog.DiscardHandler))
+			if got := debug.SetGCPercent(150); got != tc.want {
+				t.Errorf("GC percent %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
