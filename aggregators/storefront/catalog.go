@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,9 +56,13 @@ func NewCatalog(client catalogv1connect.CatalogServiceClient, ttl time.Duration,
 	}, nil
 }
 
-// list returns one page of products.
-func (c *Catalog) list(ctx context.Context, req *catalogv1.ListProductsRequest) (*catalogv1.ListProductsResponse, error) {
-	key := fmt.Sprintf("%d\x00%s\x00%s", req.GetPageSize(), req.GetPageToken(), req.GetCategory())
+// listKey is the cache key of a page of products.
+func listKey(req *catalogv1.ListProductsRequest) string {
+	return strconv.Itoa(int(req.GetPageSize())) + "\x00" + req.GetPageToken() + "\x00" + req.GetCategory()
+}
+
+// list returns one page of products; key is listKey(req).
+func (c *Catalog) list(ctx context.Context, key string, req *catalogv1.ListProductsRequest) (*catalogv1.ListProductsResponse, error) {
 	return fanout.Fetch(ctx, c.lists, c.listCo, key, func(ctx context.Context) (*catalogv1.ListProductsResponse, error) {
 		res, err := c.client.ListProducts(ctx, req)
 		if err != nil {

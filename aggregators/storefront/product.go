@@ -2,7 +2,6 @@ package storefront
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"connectrpc.com/connect/v2"
@@ -79,12 +78,13 @@ func (s *ProductService) ListProducts(ctx context.Context, req *storefrontv1.Lis
 	if size == 0 {
 		size = defaultProductPageSize
 	}
-	key := fmt.Sprintf("%d\x00%s\x00%s", size, pageToken, category)
-	res, err := s.catalog.list(ctx, &catalogv1.ListProductsRequest{
+	listReq := &catalogv1.ListProductsRequest{
 		PageSize:  size,
 		PageToken: pageToken,
 		Category:  category,
-	})
+	}
+	key := listKey(listReq)
+	res, err := s.catalog.list(ctx, key, listReq)
 	if err != nil {
 		if connect.CodeOf(err) == connect.CodeInvalidArgument {
 			// Only the page token can still be refused: the rest was checked above.
