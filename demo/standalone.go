@@ -56,6 +56,11 @@ type StandaloneConfig struct {
 	// zero keeps the demo's default. The configurations refresh a fifth of
 	// it before expiry, or the gateway's default skew if that is shorter.
 	AccessTokenLifetime time.Duration
+	// Canned puts a [CannedBackend] in front of each of the four backends,
+	// and the configurations name those instead: the gateway's backend
+	// calls are then answered from memory, for load tests of the gateway's
+	// own cost (docs/bench.md). Logins and tokens are unchanged.
+	Canned bool
 	// Logger receives the world's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -74,6 +79,7 @@ type Standalone struct {
 	cfg     StandaloneConfig
 	tokens  *tokenEndpoint
 	handler http.Handler
+	canned  map[string]*CannedBackend // by backend name, with cfg.Canned
 }
 
 // StartStandalone starts the backends and the provider of a standalone
@@ -94,9 +100,15 @@ func StartStandalone(ctx context.Context, c StandaloneConfig) (*Standalone, erro
 		return nil, err
 	}
 	s := &Standalone{World: world, cfg: c, tokens: newTokenEndpoint(world.IdP, world.IdP.Issuer())}
+	if c.Canned {
+		if err := s.startCanned(ctx); err != nil {
+			return nil, errors.Join(err, s.Close(context.WithoutCancel(ctx)))
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle(IdPPath, s.tokens)
 	mux.HandleFunc("GET "+AdminPath+"token-requests", s.serveTokenRequests)
+	mux.HandleFunc("GET "+AdminPath+"canned", s.serveCannedStats)
 	mux.HandleFunc("POST "+AdminPath+"token-delay", s.admin(s.serveTokenDelay))
 	mux.HandleFunc("POST "+AdminPath+"backchannel-logout", s.admin(s.serveBackchannelLogout))
 	mux.HandleFunc("POST "+AdminPath+"revoke-tokens", s.admin(s.serveRevokeTokens))
@@ -109,6 +121,8 @@ func StartStandalone(ctx context.Context, c StandaloneConfig) (*Standalone, erro
 //   - GET /demo/admin/token-requests: the token endpoint's requests by
 //     grant type, as JSON: {"refresh_token": {"requests": 1, "succeeded":
 //     1, "refused": 0, "dropped": 0, "in_flight": 0}, ...}.
+//   - GET /demo/admin/canned: with StandaloneConfig.Canned, each canned
+//     backend's counters (CannedStats) by backend name, as JSON; {} without.
 //   - POST /demo/admin/token-delay, form grant_type and delay (a Go
 //     duration, 0s to stop): the token endpoint holds requests of that
 //     grant type this long before serving them. A request whose sender goes
@@ -127,8 +141,37 @@ func (s *Standalone) Handler() http.Handler { return s.handler }
 // TokenRequests returns the token endpoint's requests so far, by grant type.
 func (s *Standalone) TokenRequests() map[string]GrantStats { return s.tokens.snapshot() }
 
-// Close stops the backends.
-func (s *Standalone) Close(ctx context.Context) error { return s.World.Close(ctx) }
+// Close stops the canned backends, if any, and the backends.
+func (s *Standalone) Close(ctx context.Context) error {
+	var errs []error
+	for _, c := range s.canned {
+		errs = append(errs, c.Close(ctx))
+	}
+	return errors.Join(append(errs, s.World.Close(ctx))...)
+}
+
+// startCanned starts a canned backend in front of each backend.
+func (s *Standalone) startCanned(ctx context.Context) error {
+	s.canned = make(map[string]*CannedBackend)
+	for _, b := range s.World.Backends.All() {
+		c, err := StartCanned(ctx, b.Name(), b.URL(), s.cfg.Logger.With("component", "demo-canned"))
+		if err != nil {
+			return err
+		}
+		s.canned[b.Name()] = c
+	}
+	return nil
+}
+
+// CannedStats returns each canned backend's counters by backend name;
+// empty without StandaloneConfig.Canned.
+func (s *Standalone) CannedStats() map[string]CannedStats {
+	stats := make(map[string]CannedStats, len(s.canned))
+	for name, c := range s.canned {
+		stats[name] = c.Stats()
+	}
+	return stats
+}
 
 // WriteConfigs writes a configuration file for each gateway replica into dir
 // (gateway-1.yaml for the first URL, and so on), and the secrets they name
@@ -231,7 +274,11 @@ func (s *Standalone) fileFor(publicURL string) fileConfig {
 		f.Session.RefreshSkew = skew.String()
 	}
 	for _, b := range cfg.Backends {
-		f.Backends = append(f.Backends, fileBackend{Name: b.Name, URL: b.URL, Protocol: b.Protocol, Token: b.Token, Audience: b.Audience})
+		u := b.URL
+		if c := s.canned[b.Name]; c != nil {
+			u = c.URL() // the only difference a canned world makes
+		}
+		f.Backends = append(f.Backends, fileBackend{Name: b.Name, URL: u, Protocol: b.Protocol, Token: b.Token, Audience: b.Audience})
 	}
 	return f
 }
@@ -272,6 +319,12 @@ func (s *Standalone) serveTokenRequests(w http.ResponseWriter, _ *http.Request) 
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(s.tokens.snapshot())
+}
+
+func (s *Standalone) serveCannedStats(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(s.CannedStats())
 }
 
 func (s *Standalone) serveTokenDelay(w http.ResponseWriter, r *http.Request) {

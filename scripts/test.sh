@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Custodian. On a fresh Debian machine with Go it
-# first installs what is missing (Node.js, npm, Chromium and redis-server from
-# Debian, the npm packages from package-lock.json, grpcurl from the Go module
-# proxy), so it is also what CI runs.
+# first installs what is missing (Node.js, npm, Chromium, redis-server and wrk
+# from Debian, the npm packages from package-lock.json, grpcurl from the Go
+# module proxy), so it is also what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +33,10 @@ export CHROMIUM_PATH="${CHROMIUM_PATH:-$(command -v chromium)}"
 # The Redis session store's tests start their own redis-server processes.
 if ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
+fi
+# The bench harness's smoke run drives wrk.
+if ! command -v wrk >/dev/null 2>&1; then
+  apt_install wrk
 fi
 
 step "npm packages (code generation plugin and TypeScript test clients)"
@@ -81,6 +85,11 @@ export GRPCURL="$PWD/.build/bin/grpcurl"
 
 step "Go tests (race detector on)"
 go test -race -count=1 ./...
+
+step "bench harness smoke run"
+# scripts/bench.sh --smoke (docs/bench.md): demo and canned backends, every
+# path for 1 s; fails unless every first answer looks right and no call fails.
+bash scripts/bench.sh --smoke --backends both
 
 step "The example gateway, a module of its own on the public API (examples/notes)"
 bash scripts/example.sh

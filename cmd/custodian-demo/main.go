@@ -8,6 +8,11 @@
 //	custodian --config ./demo-run/gateway-1.yaml &
 //	custodian --config ./demo-run/gateway-2.yaml &
 //
+// With --canned the configurations name canned stand-ins of the four
+// backends instead (demo.CannedBackend): they answer from memory with the
+// bytes the demo backends once answered, without checking tokens, so a load
+// test measures the gateway's own cost (scripts/bench.sh, docs/bench.md).
+//
 // When it is ready it prints one JSON line on stdout: the issuer, the URL
 // of its controls (see demo.Standalone.Handler: token requests by grant
 // type, a slow token endpoint, back-channel logout) and the configuration
@@ -54,6 +59,9 @@ type Ready struct {
 	Admin string `json:"admin"`
 	// Configs are the gateway configuration files, one per --gateway.
 	Configs []string `json:"configs"`
+	// Canned is true with --canned: the configurations name canned
+	// backends.
+	Canned bool `json:"canned,omitempty"`
 }
 
 // urls is a repeatable flag.
@@ -74,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lifetime := flags.Duration("access-token-lifetime", 0, "how long access tokens live; 0 keeps the demo provider's default")
 	logLevel := flags.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logJSON := flags.Bool("log-json", false, "log in JSON instead of text")
+	canned := flags.Bool("canned", false, "name canned backends in the configurations: answers from memory, no token checks, for load tests of the gateway alone")
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
@@ -104,6 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Gateways:            gateways,
 		RedisURL:            *redisURL,
 		AccessTokenLifetime: *lifetime,
+		Canned:              *canned,
 		Logger:              logger,
 	}
 	if err := serve(ctx, logger, *addr, *out, c, stdout); err != nil {
@@ -143,7 +153,7 @@ func serve(ctx context.Context, logger *slog.Logger, addr, out string, c demo.St
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	ready := Ready{Issuer: world.World.IdP.Issuer(), Admin: c.ListenURL + demo.AdminPath, Configs: configs}
+	ready := Ready{Issuer: world.World.IdP.Issuer(), Admin: c.ListenURL + demo.AdminPath, Configs: configs, Canned: c.Canned}
 	line, err := json.Marshal(ready)
 	if err != nil {
 		return err
@@ -152,7 +162,7 @@ func serve(ctx context.Context, logger *slog.Logger, addr, out string, c demo.St
 		return err
 	}
 	logger.Warn("DEMO WORLD: demo identity provider, demo backends and made-up keys; not for production",
-		"issuer", ready.Issuer, "admin", ready.Admin, "gateways", c.Gateways, "configs", configs, "users", "alice/demo, bob/demo")
+		"issuer", ready.Issuer, "admin", ready.Admin, "gateways", c.Gateways, "configs", configs, "canned", c.Canned, "users", "alice/demo, bob/demo")
 	select {
 	case err := <-done:
 		return err

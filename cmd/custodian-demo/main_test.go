@@ -123,3 +123,57 @@ func TestServesUntilCanceled(t *testing.T) {
 		t.Fatal("still running 10s after cancel")
 	}
 }
+
+// TestCanned checks --canned: the ready line says so, and the
+// configuration's backends are the canned ones the controls count.
+func TestCanned(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout := &lineWriter{lines: make(chan string, 1)}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--out", t.TempDir(), "--canned"}, stdout, io.Discard)
+	}()
+	var ready Ready
+	select {
+	case line := <-stdout.lines:
+		if err := json.Unmarshal([]byte(line), &ready); err != nil {
+			t.Fatalf("ready line %q: %v", line, err)
+		}
+	case code := <-done:
+		t.Fatalf("exited with %d before it was ready", code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not ready within 30s")
+	}
+	if !ready.Canned || len(ready.Configs) != 1 {
+		t.Fatalf("ready line %+v, want canned and one configuration", ready)
+	}
+	cfg, err := config.Load(ready.Configs[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Get(ready.Admin + "canned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var stats map[string]json.RawMessage
+	if err := json.NewDecoder(res.Body).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range cfg.Backends {
+		if _, ok := stats[b.Name]; !ok {
+			t.Errorf("backend %s has no canned counters: %v", b.Name, stats)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit code %d after cancel, want 0", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10s after cancel")
+	}
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	keys := func(o options) string {
+		var k []string
+		for _, p := range o.paths {
+			k = append(k, p.Key)
+		}
+		return strings.Join(k, ",")
+	}
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.modes, []string{modeCanned}) || o.duration != 5*time.Second || o.rounds != 2 || !o.routes || keys(o) != strings.Join(pathKeys(), ",") {
+		t.Errorf("defaults: %+v", o)
+	}
+	o, err = parseFlags([]string{"--smoke", "--backends", "both", "--duration", "9s", "--rounds", "4"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.modes, []string{modeDemo, modeCanned}) || o.duration != time.Second || o.rounds != 1 {
+		t.Errorf("--smoke --backends both: %+v", o)
+	}
+	o, err = parseFlags([]string{"--routes=false"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys(o) != "order,dashboard,products,session,floor" {
+		t.Errorf("--routes=false: paths %s, want all but route", keys(o))
+	}
+	o, err = parseFlags([]string{"--paths", "floor, order,floor"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys(o) != "floor,order" {
+		t.Errorf("--paths: %s, want floor,order", keys(o))
+	}
+	for _, args := range [][]string{
+		{"--backends", "real"},
+		{"--duration", "1500ms"},
+		{"--duration", "0s"},
+		{"--rounds", "0"},
+		{"--paths", "order,nope"},
+		{"--routes=false", "--paths", "route"},
+		{"extra"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q): no error", args)
+		}
+	}
+}

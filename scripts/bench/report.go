@@ -1,0 +1,266 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// runResult is one measured wrk run.
+type runResult struct {
+	Round          int     `json:"round"`
+	Path           string  `json:"path"`
+	Label          string  `json:"label"`
+	Requests       int64   `json:"requests"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	RPS            float64 `json:"requests_per_second"`
+	P50Ms          float64 `json:"p50_ms"`
+	P99Ms          float64 `json:"p99_ms"`
+	Non2xx         int64   `json:"non_2xx"`
+	SocketErrors   int64   `json:"socket_errors"`
+	// CPUProcess is the process whose CPU time is counted: custodian, or
+	// custodian-demo for the floor.
+	CPUProcess string `json:"cpu_process"`
+	// CPUTicks is its utime+stime over the run, in clock ticks.
+	CPUTicks int64 `json:"cpu_ticks"`
+	// CPUMicrosPerCall is CPUTicks in microseconds over Requests.
+	CPUMicrosPerCall float64 `json:"cpu_us_per_call"`
+	// OtherCPUs is how many CPUs the rest of the machine kept busy on
+	// average during the run: processes other than the gateway,
+	// custodian-demo and wrk, and hypervisor steal. Near 0: the run had the
+	// machine to itself.
+	OtherCPUs float64 `json:"other_cpus"`
+	// CannedForwarded is how many requests the canned backends forwarded to
+	// the demo backends during the run (canned mode only): 0 when every
+	// backend call was answered from memory.
+	CannedForwarded *int64 `json:"canned_forwarded,omitempty"`
+	// Wrk is wrk's output.
+	Wrk string `json:"wrk"`
+}
+
+// newRunResult records a measured run of p: wrk's result and output, and
+// the ticks of CPU time process used over it.
+func newRunResult(p benchPath, res wrkResult, raw, process string, ticks, ticksPerSecond int64) runResult {
+	r := runResult{
+		Path:           p.Key,
+		Label:          p.Label,
+		Requests:       res.Requests,
+		ElapsedSeconds: res.Elapsed.Seconds(),
+		RPS:            res.RPS,
+		P50Ms:          ms(res.P50),
+		P99Ms:          ms(res.P99),
+		Non2xx:         res.Non2xx,
+		SocketErrors:   res.SocketErrors.Total(),
+		CPUProcess:     process,
+		CPUTicks:       ticks,
+		Wrk:            raw,
+	}
+	if res.Requests > 0 {
+		r.CPUMicrosPerCall = float64(ticks) * 1e6 / float64(ticksPerSecond) / float64(res.Requests)
+	}
+	return r
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// summaryLine is the run in one line, for progress.
+func (r runResult) summaryLine() string {
+	return fmt.Sprintf("%8.0f req/s  p50 %7.2f ms  p99 %7.2f ms  non-2xx %d  socket errors %d  %s CPU %.1f µs/call  (others: %.2f CPUs)",
+		r.RPS, r.P50Ms, r.P99Ms, r.Non2xx, r.SocketErrors, r.CPUProcess, r.CPUMicrosPerCall, r.OtherCPUs)
+}
+
+// pathSummary is one row of the table: a path's medians over its runs,
+// and its failures summed.
+type pathSummary struct {
+	Path             string  `json:"path"`
+	Label            string  `json:"label"`
+	Runs             int     `json:"runs"`
+	Requests         int64   `json:"requests"` // summed
+	RPS              float64 `json:"requests_per_second"`
+	P50Ms            float64 `json:"p50_ms"`
+	P99Ms            float64 `json:"p99_ms"`
+	Non2xx           int64   `json:"non_2xx"`       // summed
+	SocketErrors     int64   `json:"socket_errors"` // summed
+	CPUProcess       string  `json:"cpu_process"`
+	CPUMicrosPerCall float64 `json:"cpu_us_per_call"`
+	CannedForwarded  int64   `json:"canned_forwarded"` // summed
+	// CheckError is why the path was not measured: its first answer did
+	// not look right.
+	CheckError string `json:"check_error,omitempty"`
+}
+
+// summarize returns a row per path, in the order of paths.
+func summarize(paths []benchPath, runs []runResult, checkErrors map[string]string) []pathSummary {
+	var rows []pathSummary
+	for _, p := range paths {
+		row := pathSummary{Path: p.Key, Label: p.Label, CheckError: checkErrors[p.Key]}
+		var rps, p50, p99, cpu []float64
+		for _, r := range runs {
+			if r.Path != p.Key {
+				continue
+			}
+			row.Runs++
+			row.Requests += r.Requests
+			row.Non2xx += r.Non2xx
+			row.SocketErrors += r.SocketErrors
+			row.CPUProcess = r.CPUProcess
+			if r.CannedForwarded != nil {
+				row.CannedForwarded += *r.CannedForwarded
+			}
+			rps, p50, p99, cpu = append(rps, r.RPS), append(p50, r.P50Ms), append(p99, r.P99Ms), append(cpu, r.CPUMicrosPerCall)
+		}
+		row.RPS, row.P50Ms, row.P99Ms, row.CPUMicrosPerCall = median(rps), median(p50), median(p99), median(cpu)
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// median returns the median of xs, the mean of the middle two for an even
+// count, 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// worldReport is everything measured in one backend mode.
+type worldReport struct {
+	Backends    string            `json:"backends"`
+	Started     string            `json:"started"`
+	CPUs        int               `json:"cpus"`
+	ClockTicks  int64             `json:"clock_ticks"`
+	LoadBefore  string            `json:"load_average_before"`
+	LoadAfter   string            `json:"load_average_after"`
+	CheckErrors map[string]string `json:"check_errors,omitempty"`
+	Summary     []pathSummary     `json:"summary"`
+	Runs        []runResult       `json:"runs"`
+}
+
+// problems lists what went wrong. A wrong first answer fails any run;
+// failed calls and paths without a completed request fail a smoke run and
+// are warnings otherwise; requests forwarded by canned backends while
+// measured (the run then measured demo backends too) are warnings.
+func (rep worldReport) problems(smoke bool) (failures, warnings []string) {
+	for _, row := range rep.Summary {
+		prefix := fmt.Sprintf("[%s] %s: ", rep.Backends, row.Label)
+		if row.CheckError != "" {
+			failures = append(failures, prefix+row.CheckError)
+			continue
+		}
+		var calls []string
+		if row.Non2xx > 0 || row.SocketErrors > 0 {
+			calls = append(calls, prefix+fmt.Sprintf("%d non-2xx answers and %d socket errors", row.Non2xx, row.SocketErrors))
+		}
+		if row.Requests == 0 {
+			calls = append(calls, prefix+"no request completed")
+		}
+		if smoke {
+			failures = append(failures, calls...)
+		} else {
+			warnings = append(warnings, calls...)
+		}
+		if row.CannedForwarded > 0 {
+			warnings = append(warnings, prefix+fmt.Sprintf("the canned backends forwarded %d requests while measured", row.CannedForwarded))
+		}
+	}
+	return failures, warnings
+}
+
+// writeMarkdown writes rep's table.
+func writeMarkdown(w io.Writer, rep worldReport, o options) {
+	others := make([]float64, len(rep.Runs))
+	for i, r := range rep.Runs {
+		others[i] = r.OtherCPUs
+	}
+	fmt.Fprintf(w, "Backends: **%s**. %d round(s) × %v per path, wrk -t%d -c%d, %d CPUs, %s. "+
+		"Other processes kept %.2f CPUs busy during a measured run (median; at most %.2f).\n\n",
+		rep.Backends, o.rounds, o.duration, wrkThreads, wrkConnections, rep.CPUs, rep.Started,
+		median(others), slices.Max(append(others, 0)))
+	fmt.Fprintln(w, "| path | req/s | p50 | p99 | non-2xx | gateway CPU µs/call |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	floor := false
+	for _, row := range rep.Summary {
+		if row.Runs == 0 {
+			fmt.Fprintf(w, "| %s | – | – | – | – | – |\n", row.Label)
+			continue
+		}
+		failed := fmt.Sprint(row.Non2xx)
+		if row.SocketErrors > 0 {
+			failed += fmt.Sprintf(" (+%d socket errors)", row.SocketErrors)
+		}
+		cpu := fmt.Sprintf("%.1f", row.CPUMicrosPerCall)
+		if row.CPUProcess != "custodian" {
+			cpu += " ¹"
+			floor = true
+		}
+		fmt.Fprintf(w, "| %s | %s | %.2f ms | %.2f ms | %s | %s |\n",
+			row.Label, thousands(row.RPS), row.P50Ms, row.P99Ms, failed, cpu)
+	}
+	var notes []string
+	if floor {
+		notes = append(notes, "¹ not the gateway's: the CPU of custodian-demo, where the "+rep.Backends+" backend runs.")
+	}
+	for _, row := range rep.Summary {
+		if row.CheckError != "" {
+			notes = append(notes, fmt.Sprintf("%s was not measured: %s", row.Label, firstLine(row.CheckError)))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
+	}
+}
+
+// thousands formats a rate without decimals, thousands separated.
+func thousands(x float64) string {
+	s := fmt.Sprintf("%.0f", x)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// writeJSON writes every run's raw results to path.
+func writeJSON(path string, o options, reports []worldReport) error {
+	doc := struct {
+		Options struct {
+			Backends        []string `json:"backends"`
+			DurationSeconds int      `json:"duration_seconds"`
+			Rounds          int      `json:"rounds"`
+			Paths           []string `json:"paths"`
+			Smoke           bool     `json:"smoke"`
+			Routes          bool     `json:"routes"`
+			Wrk             string   `json:"wrk"`
+		} `json:"options"`
+		Worlds []worldReport `json:"worlds"`
+	}{Worlds: reports}
+	doc.Options.Backends = o.modes
+	doc.Options.DurationSeconds = int(o.duration / time.Second)
+	doc.Options.Rounds, doc.Options.Smoke, doc.Options.Routes = o.rounds, o.smoke, o.routes
+	for _, p := range o.paths {
+		doc.Options.Paths = append(doc.Options.Paths, p.Key)
+	}
+	doc.Options.Wrk = fmt.Sprintf("wrk -t%d -c%d -d%ds --latency", wrkThreads, wrkConnections, doc.Options.DurationSeconds)
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("results as JSON: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing the results: %w", err)
+	}
+	return nil
+}
