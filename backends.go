@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/custodian-bff/custodian/aggregators/routes"
 	"github.com/custodian-bff/custodian/clients"
 	"github.com/custodian-bff/custodian/server/config"
@@ -17,7 +19,7 @@ import (
 // function that made them, for routes that override a token policy. They
 // share one connection pool; user-token calls act for the session the
 // request carries.
-func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Provider, idpClient *http.Client, sessions *session.Manager, logger *slog.Logger) (map[string]*clients.Backend, func(config.Backend) (*clients.Backend, error), error) {
+func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Provider, idpClient *http.Client, sessions *session.Manager, logger *slog.Logger, meters metric.MeterProvider) (map[string]*clients.Backend, func(config.Backend) (*clients.Backend, error), error) {
 	creds := clients.ClientCredentials{
 		TokenURL:     provider.TokenURL,
 		ClientID:     cfg.OIDC.ClientID,
@@ -36,7 +38,7 @@ func newBackends(cfg *config.Config, httpClient *http.Client, provider *login.Pr
 			Token:    clients.TokenPolicy(b.Token),
 			Audience: b.Audience,
 			Timeout:  b.Timeout,
-		}, clients.WithHTTPClient(httpClient), clients.WithClientCredentials(creds), clients.WithLogger(logger), userTokens, codecs)
+		}, clients.WithHTTPClient(httpClient), clients.WithClientCredentials(creds), clients.WithLogger(logger), clients.WithMeterProvider(meters), userTokens, codecs)
 		if err != nil {
 			return nil, fmt.Errorf("custodian: %w", err)
 		}

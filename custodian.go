@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -42,6 +42,7 @@ import (
 	"github.com/custodian-bff/custodian/server/config"
 	"github.com/custodian-bff/custodian/server/keyring"
 	"github.com/custodian-bff/custodian/server/login"
+	"github.com/custodian-bff/custodian/server/observe"
 	"github.com/custodian-bff/custodian/server/security"
 	"github.com/custodian-bff/custodian/server/session"
 )
@@ -54,11 +55,13 @@ const providerTimeout = 10 * time.Second
 type Gateway struct {
 	logger        *slog.Logger
 	backendClient *http.Client
+	idpClient     *http.Client
 	closeStore    func() error // closes the store's client, once Serve returns
 	srv           *server.Server
 	sessions      *session.Manager
 	backends      map[string]*clients.Backend
 	pageTokens    *pagetoken.Sealer
+	telemetry     *telemetry
 }
 
 // New returns the gateway cfg describes. cfg must be valid: [config.Load]
@@ -77,10 +80,16 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	if o.tracer == nil {
-		o.tracer = sdktrace.NewTracerProvider()
-	}
 	logger := slog.New(requestid.LogHandler(o.logger.Handler()))
+	tel, err := newTelemetry(cfg, &o)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tel.close(context.Background())
+		}
+	}()
 	publicURL := strings.TrimRight(cfg.PublicURL, "/")
 
 	keys, err := keyring.New(cfg.Session.Keys)
@@ -93,7 +102,7 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 	}
 	store, closeStore := o.store, func() error { return nil }
 	if store == nil {
-		if store, closeStore, err = newStore(cfg, o.now); err != nil {
+		if store, closeStore, err = newStore(cfg, o.now, tel.meters); err != nil {
 			return nil, err
 		}
 		defer func() {
@@ -108,7 +117,10 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 			userAudiences = append(userAudiences, b.Audience)
 		}
 	}
-	idpClient := &http.Client{Timeout: providerTimeout}
+	// A transport of its own, whose idle connections Serve closes when it
+	// drains: with the demo provider on the gateway's own listener, a spare
+	// connection that never sent a request would hold the drain up.
+	idpClient := &http.Client{Timeout: providerTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	provider := login.NewProvider(login.ProviderConfig{
 		Issuer:       cfg.OIDC.Issuer,
 		ClientID:     cfg.OIDC.ClientID,
@@ -127,6 +139,7 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 		session.WithTimeouts(cfg.Session.IdleTimeout, cfg.Session.AbsoluteTimeout),
 		session.WithRefreshSkew(cfg.Session.RefreshSkew),
 		session.WithLoginURL(publicURL+login.LoginPath),
+		session.WithMeterProvider(tel.meters),
 	)
 	origins := security.NewOrigins(publicURL, cfg.CORS.AllowedOrigins)
 	guard := security.NewGuard(sessions.CookieName(), origins)
@@ -139,11 +152,15 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 	}, provider, sessions, keys, login.WithLogger(logger), login.WithClock(o.now))
 
 	backendClient := clients.NewHTTPClient()
-	backends, newBackend, err := newBackends(cfg, backendClient, provider, idpClient, sessions, logger)
+	backends, newBackend, err := newBackends(cfg, backendClient, provider, idpClient, sessions, logger, tel.meters)
 	if err != nil {
 		return nil, err
 	}
 
+	obs, err := observe.New(observe.WithLogger(logger), observe.WithMeterProvider(tel.meters), observe.WithAccessLog(cfg.Telemetry.AccessLog == nil || *cfg.Telemetry.AccessLog))
+	if err != nil {
+		return nil, fmt.Errorf("custodian: %w", err)
+	}
 	serverOpts := []server.Option{
 		server.WithLogger(logger),
 		server.WithLimits(server.Limits{
@@ -160,10 +177,11 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 		// them and a cross-origin script can read its Retry-After.
 		server.WithMiddleware(security.Headers(sessions.CookieName(), cfg.TLS != nil)),
 		server.WithMiddleware(security.CORS(cfg.CORS.AllowedOrigins, int(cfg.CORS.MaxAge.Seconds()))),
-		server.WithMiddleware(newRateLimiter(cfg, logger, store).Middleware),
-		server.WithInterceptors(append([]connect.ServerInterceptor{
-			guard.Interceptor(), tracecontext.Server(o.tracer, cfg.Server.TrustTraceContext), sessions.Interceptor(),
-		}, o.interceptors...)...),
+		server.WithMiddleware(newRateLimiter(cfg, logger, tel.meters, store).Middleware),
+		// Measured and traced outside everything else, so that refused calls
+		// count too, with the code the client gets.
+		server.WithOuterInterceptors(obs.Metrics(), tracecontext.Server(tel.tracer, cfg.Server.TrustTraceContext), obs.AccessLog()),
+		server.WithInterceptors(append([]connect.ServerInterceptor{guard.Interceptor(), sessions.Interceptor()}, o.interceptors...)...),
 		server.WithHandler("/auth/", flow.Handler()),
 		server.WithService(server.Service{Register: func(s *connect.Server) {
 			custodianv1connect.RegisterSessionServiceHandler(s, session.NewService(publicURL+login.LogoutPath))
@@ -187,7 +205,7 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 	if err := mountRoutes(srv, cfg, logger, backends, newBackend); err != nil {
 		return nil, err
 	}
-	return &Gateway{logger: logger, backendClient: backendClient, closeStore: closeStore, srv: srv, sessions: sessions, backends: backends, pageTokens: pageTokens}, nil
+	return &Gateway{logger: logger, backendClient: backendClient, idpClient: idpClient, closeStore: closeStore, srv: srv, sessions: sessions, backends: backends, pageTokens: pageTokens, telemetry: tel}, nil
 }
 
 // Mount serves the browser-facing services that register registers (with
@@ -219,8 +237,39 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 			g.logger.Warn("closing the session store", "error", err)
 		}
 	}()
-	return g.srv.Serve(ctx, ln)
+	defer func() {
+		// Spans still buffered get a few seconds to reach the collector.
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), telemetryFlushTimeout)
+		defer cancel()
+		if err := g.telemetry.close(flushCtx); err != nil {
+			g.logger.Warn("flushing telemetry", "error", err)
+		}
+	}()
+	stopIdle := context.AfterFunc(ctx, g.idpClient.CloseIdleConnections)
+	defer stopIdle()
+	adminCtx, stopAdmin := context.WithCancel(ctx)
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- g.telemetry.serveAdmin(adminCtx) }()
+	err := g.srv.Serve(ctx, ln)
+	stopAdmin()
+	return errors.Join(err, <-adminDone)
 }
+
+// telemetryFlushTimeout bounds the export of the last spans at shutdown.
+const telemetryFlushTimeout = 5 * time.Second
+
+// AdminAddr returns the address of the admin listener (telemetry.admin),
+// or "" when there is none.
+func (g *Gateway) AdminAddr() string {
+	if g.telemetry.adminL == nil {
+		return ""
+	}
+	return g.telemetry.adminL.Addr().String()
+}
+
+// MeterProvider returns the provider of the gateway's metrics, for mounted
+// services' own instruments (such as their caches').
+func (g *Gateway) MeterProvider() metric.MeterProvider { return g.telemetry.meters }
 
 // Services lists the fully-qualified names of the browser-facing services.
 func (g *Gateway) Services() []string { return g.srv.Services() }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
+	"go.opentelemetry.io/otel/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/custodian-bff/custodian/server/session"
@@ -20,6 +22,8 @@ type options struct {
 	logger       *slog.Logger
 	now          func() time.Time
 	tracer       trace.TracerProvider
+	meters       metric.MeterProvider
+	processors   []sdktrace.SpanProcessor
 	store        session.Store
 	routes       []route
 	interceptors []connect.ServerInterceptor
@@ -46,11 +50,29 @@ func WithClock(now func() time.Time) Option {
 	return optionFunc(func(o *options) { o.now = now })
 }
 
-// WithTracerProvider sets where the gateway's spans go. Default: spans with
-// real ids that are not exported, so the W3C trace context still reaches
-// the backends.
+// WithTracerProvider sets where the gateway's spans go, in place of the
+// configuration's telemetry.traces. Default: the configuration's OTLP
+// exporter, or, without one, spans with real ids that are neither recorded
+// nor exported, so the W3C trace context still reaches the backends.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(o *options) { o.tracer = tp })
+}
+
+// WithSpanProcessor adds a span processor to the tracer provider the gateway
+// builds from the configuration's telemetry.traces, beside its exporter if
+// any: for example an in-memory recorder behind a page that shows what a
+// call did. With one, spans are recorded even without an exporter, at
+// telemetry.traces.sample_ratio. Ignored with [WithTracerProvider]. May be
+// given several times. Default: none.
+func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
+	return optionFunc(func(o *options) { o.processors = append(o.processors, sp) })
+}
+
+// WithMeterProvider sets where the gateway's metrics go, in place of the
+// Prometheus exporter of the configuration's telemetry.admin listener.
+// Default: that exporter, or, without an admin listener, none.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(o *options) { o.meters = mp })
 }
 
 // WithSessionStore sets where sessions are kept, in place of the store the

@@ -5,6 +5,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/custodian-bff/custodian/server/config"
 	"github.com/custodian-bff/custodian/server/ratelimit"
 	"github.com/custodian-bff/custodian/server/ratelimit/redislimit"
@@ -18,13 +20,13 @@ import (
 // answer, each replica applies the limits on its own. The limiter keeps
 // its own real clock: the gateway's test clock moves sessions, not
 // buckets.
-func newRateLimiter(cfg *config.Config, logger *slog.Logger, store session.Store) *ratelimit.Limiter {
+func newRateLimiter(cfg *config.Config, logger *slog.Logger, meters metric.MeterProvider, store session.Store) *ratelimit.Limiter {
 	rl := cfg.RateLimits
 	methods := make(map[string]ratelimit.Limit, len(rl.Methods))
 	for procedure, l := range rl.Methods {
 		methods[procedure] = rateLimit(&l)
 	}
-	opts := []ratelimit.Option{ratelimit.WithLogger(logger)}
+	opts := []ratelimit.Option{ratelimit.WithLogger(logger), ratelimit.WithMeterProvider(meters)}
 	if r, ok := store.(redisClientLender); ok {
 		opts = append(opts, ratelimit.WithShared(redislimit.New(r.Client())))
 	}

@@ -34,7 +34,7 @@ func TestRateLimitsAcrossReplicas(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			if tt.store == config.StoreRedis {
-				store, closeStore, err := newStore(rateLimitTestConfig(t, srv, tt.store, tt.limits), time.Now)
+				store, closeStore, err := newStore(rateLimitTestConfig(t, srv, tt.store, tt.limits), time.Now, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/custodian-bff/custodian/server/config"
 	"github.com/custodian-bff/custodian/server/session"
 	"github.com/custodian-bff/custodian/server/session/redisstore"
@@ -12,7 +14,7 @@ import (
 // newStore returns the session store the configuration names, and a
 // function that closes what it opened (the Redis client), to call once the
 // store is no longer used.
-func newStore(cfg *config.Config, now func() time.Time) (session.Store, func() error, error) {
+func newStore(cfg *config.Config, now func() time.Time, meters metric.MeterProvider) (session.Store, func() error, error) {
 	switch cfg.Session.Store {
 	case config.StoreMemory, "":
 		store, err := session.NewMemoryStore(cfg.Session.MaxSessions, now)
@@ -25,6 +27,7 @@ func newStore(cfg *config.Config, now func() time.Time) (session.Store, func() e
 		if err != nil {
 			return nil, nil, fmt.Errorf("custodian: session store: %w", err)
 		}
+		redisstore.CountErrors(client, meters)
 		return redisstore.New(client, redisstore.WithClock(now)), client.Close, nil
 	default:
 		return nil, nil, fmt.Errorf("custodian: session.store %q is not available in this version", cfg.Session.Store)

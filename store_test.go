@@ -45,7 +45,7 @@ func TestNewStoreRedis(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithPassword("from-the-environment"))
 	cfg := testConfig(t, srv)
 	cfg.Session.RedisPassword = "from-the-environment"
-	store, closeStore, err := newStore(cfg, time.Now)
+	store, closeStore, err := newStore(cfg, time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestNewStoreRedis(t *testing.T) {
 func TestNewStoreRedisErrors(t *testing.T) {
 	t.Parallel()
 	cfg := &config.Config{Session: config.Session{Store: config.StoreRedis, RedisURL: "redis://:hunter2@redis:6379/x"}}
-	_, _, err := newStore(cfg, time.Now)
+	_, _, err := newStore(cfg, time.Now, nil)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("newStore: %v; want an error that does not show the password", err)
 	}

@@ -12,6 +12,12 @@ import (
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
 	"connectrpc.com/connect/v2/connectproto"
+	"connectrpc.com/otelconnect"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // Protocol is the wire protocol a backend speaks.
@@ -73,6 +79,7 @@ type backendOptions struct {
 	logger     *slog.Logger
 	breaker    BreakerSettings
 	codecs     []connect.Codec
+	meters     metric.MeterProvider
 }
 
 type optionFunc func(*backendOptions)
@@ -118,6 +125,15 @@ func WithCodecs(codecs ...connect.Codec) Option {
 	return optionFunc(func(o *backendOptions) { o.codecs = append(o.codecs, codecs...) })
 }
 
+// WithMeterProvider sets where the backend's metrics go: call rate, errors
+// and duration per backend method (rpc.client.call.duration), circuit
+// breaker changes and client-credentials fetches. Default: none recorded.
+// Spans need no provider: a call made for a traced browser call gets a
+// client span from that call's provider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(o *backendOptions) { o.meters = mp })
+}
+
 // New returns the Backend that spec describes.
 func New(spec Spec, opts ...Option) (*Backend, error) {
 	o := backendOptions{logger: slog.New(slog.DiscardHandler)}
@@ -150,7 +166,7 @@ func New(spec Spec, opts ...Option) (*Backend, error) {
 		if idpClient == nil {
 			idpClient = &http.Client{Timeout: 10 * time.Second}
 		}
-		policy = &clientTokens{creds: *o.creds, audience: spec.Audience, httpClient: idpClient}
+		policy = newClientTokens(*o.creds, spec.Audience, idpClient, o.meters)
 	default:
 		return nil, fmt.Errorf("backend %q: unknown token policy %q", spec.Name, spec.Token)
 	}
@@ -175,10 +191,19 @@ func New(spec Spec, opts ...Option) (*Backend, error) {
 		backend: spec.Name,
 		timeout: spec.Timeout,
 		policy:  policy,
-		breaker: newBreaker(spec.Name, o.breaker),
+		breaker: newBreaker(spec.Name, o.breaker, o.meters),
 		logger:  o.logger,
 	}
-	client := connect.NewClient(connecthttp.NewTransport(o.httpClient, spec.URL, transportOpts...), out.intercept)
+	// Outermost, so its span and duration cover the token and every attempt.
+	observe, err := otelconnect.NewClientInterceptor(
+		otelconnect.WithTracerProvider(telemetry.CallTracerProvider()),
+		otelconnect.WithMeterProvider(meterProvider(o.meters)),
+		otelconnect.WithPropagator(propagation.TraceContext{}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: telemetry: %w", spec.Name, err)
+	}
+	client := connect.NewClient(connecthttp.NewTransport(o.httpClient, spec.URL, transportOpts...), observe, out.intercept)
 	return &Backend{name: spec.Name, client: client}, nil
 }
 
@@ -189,3 +214,11 @@ func (b *Backend) Name() string { return b.name }
 // speaks the backend's protocol and gives every call its timeout, token,
 // request id, trace context and circuit breaker.
 func (b *Backend) Client() *connect.Client { return b.client }
+
+// meterProvider returns mp, or a no-op provider when it is nil.
+func meterProvider(mp metric.MeterProvider) metric.MeterProvider {
+	if mp == nil {
+		return noop.NewMeterProvider()
+	}
+	return mp
+}

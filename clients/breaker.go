@@ -7,6 +7,9 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // BreakerSettings are the thresholds of a backend's circuit breaker. A zero
@@ -45,13 +48,18 @@ type breaker struct {
 // errCallerGone marks a call whose caller went away; the breaker ignores it.
 var errCallerGone = errors.New("caller gone")
 
-func newBreaker(name string, s BreakerSettings) *breaker {
+func newBreaker(name string, s BreakerSettings, mp metric.MeterProvider) *breaker {
 	s = s.withDefaults()
+	changes, _ := telemetry.Meter(mp).Int64Counter("custodian.backend.breaker.changes",
+		metric.WithDescription("Circuit breaker state changes of a backend, by the state entered (open, half-open, closed)."))
 	return &breaker{name: name, cb: gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
-		Interval:    s.Interval,
-		Timeout:     s.OpenFor,
+		OnStateChange: func(_ string, _, to gobreaker.State) {
+			changes.Add(context.Background(), 1, metric.WithAttributes(telemetry.Backend.String(name), telemetry.State.String(to.String())))
+		},
+		Interval: s.Interval,
+		Timeout:  s.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool {
 			return c.ConsecutiveFailures >= s.ConsecutiveFailures
 		},

@@ -11,14 +11,18 @@ import (
 	"connectrpc.com/connect/v2"
 	"google.golang.org/protobuf/proto"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/custodian-bff/custodian/internal/requestid"
-	"github.com/custodian-bff/custodian/internal/tracecontext"
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // outbound decorates every backend call: its own timeout, the bearer token
 // of the backend's policy, the request id, the trace context, the circuit
-// breaker, and one renewal of a refused user token. Nothing from the
-// browser's request is ever copied onto a backend call.
+// breaker, and one renewal of a refused user token; each call is noted for
+// the access log. The trace context is the client span's, set by the
+// otelconnect interceptor around this one. Nothing from the browser's
+// request is ever copied onto a backend call.
 type outbound struct {
 	backend string
 	timeout time.Duration
@@ -36,8 +40,13 @@ func (o *outbound) intercept(next connect.ClientFunc) connect.ClientFunc {
 		if !ok {
 			ctx, info = connect.NewClientContext(ctx)
 		}
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(telemetry.Backend.String(o.backend))
+		}
+		start := time.Now()
 		token, err := o.decorate(ctx, info.RequestHeader())
 		if err != nil {
+			o.note(ctx, spec, start, err)
 			return nil, err
 		}
 		if spec.StreamType != connect.StreamTypeUnary {
@@ -49,12 +58,26 @@ func (o *outbound) intercept(next connect.ClientFunc) connect.ClientFunc {
 		}
 		return &unaryCall{
 			o: o, next: next, spec: spec, info: info, token: token,
-			callerCtx: ctx, callCtx: callCtx, cancel: cancel,
+			callerCtx: ctx, callCtx: callCtx, cancel: cancel, start: start,
 		}, nil
 	}
 }
 
-// decorate sets the bearer token, request id and trace context and returns
+// note records a finished unary call for the access log of the browser
+// call it was made for.
+func (o *outbound) note(ctx context.Context, spec connect.Spec, start time.Time, err error) {
+	call := telemetry.FromContext(ctx)
+	if call == nil {
+		return
+	}
+	code := "ok"
+	if err != nil {
+		code = connect.CodeOf(err).String()
+	}
+	call.AddBackend(telemetry.BackendCall{Backend: o.backend, Method: spec.Procedure, Code: code, Duration: time.Since(start)})
+}
+
+// decorate sets the bearer token and request id and returns
 // the token. Errors of the token policy reach the caller unconverted: a
 // Connect error as it is, any other (such as the session's verdict) wrapped.
 func (o *outbound) decorate(ctx context.Context, header *connect.Header) (string, error) {
@@ -73,7 +96,6 @@ func (o *outbound) decorate(ctx context.Context, header *connect.Header) (string
 	if id := requestid.FromContext(ctx); id != "" {
 		header.Set(requestid.Header, id)
 	}
-	tracecontext.Inject(ctx, header)
 	return token, nil
 }
 
@@ -90,6 +112,7 @@ type unaryCall struct {
 	callerCtx context.Context // the caller's, without the backend's timeout
 	callCtx   context.Context
 	cancel    context.CancelFunc
+	start     time.Time
 
 	req      any
 	sent     bool
@@ -115,6 +138,13 @@ func (c *unaryCall) Receive(msg any) error {
 	}
 	c.received = true
 	defer c.cancel()
+	err := c.receive(msg)
+	c.o.note(c.callerCtx, c.spec, c.start, err)
+	return err
+}
+
+// receive makes the call, renewing a refused user token once.
+func (c *unaryCall) receive(msg any) error {
 	err := c.attempt(msg)
 	if connect.CodeOf(err) != connect.CodeUnauthenticated || c.token == "" {
 		return err

@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // UserTokens hands out valid access tokens of the signed-in user. The
@@ -129,9 +132,17 @@ type clientTokens struct {
 	creds      ClientCredentials
 	audience   string
 	httpClient *http.Client
+	fetches    metric.Float64Histogram
 
 	mu     sync.Mutex
 	cached *oauth2.Token
+}
+
+func newClientTokens(creds ClientCredentials, audience string, httpClient *http.Client, mp metric.MeterProvider) *clientTokens {
+	fetches, _ := telemetry.Meter(mp).Float64Histogram("custodian.token.client_credentials.duration",
+		metric.WithUnit("s"), telemetry.DurationBuckets,
+		metric.WithDescription("Client-credentials token requests to the provider, by outcome (ok, failed)."))
+	return &clientTokens{creds: creds, audience: audience, httpClient: httpClient, fetches: fetches}
 }
 
 func (c *clientTokens) renew(context.Context, string) (string, UserTokens, bool, error) {
@@ -158,7 +169,15 @@ func (c *clientTokens) token(ctx context.Context) (string, error) {
 	if c.audience != "" {
 		cfg.EndpointParams = url.Values{"audience": {c.audience}}
 	}
+	ctx, span := telemetry.Start(ctx, "custodian.client_credentials")
+	start := time.Now()
 	tok, err := cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, c.httpClient))
+	telemetry.End(span, err)
+	outcome := telemetry.OutcomeOK
+	if err != nil {
+		outcome = telemetry.OutcomeFailed
+	}
+	c.fetches.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(telemetry.Outcome.String(outcome)))
 	if err != nil {
 		return "", fmt.Errorf("client credentials for audience %q: %w", c.audience, err)
 	}

@@ -31,7 +31,7 @@ func MountStore(gw *custodian.Gateway) error {
 		logger.Warn("no backend named catalog is configured: the acme.storefront.v1 services are not served")
 		return nil
 	}
-	catalog, err := storefront.NewCatalog(catalogClient, 0, 0)
+	catalog, err := storefront.NewCatalog(catalogClient, 0, 0, storefront.WithMeterProvider(gw.MeterProvider()))
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}

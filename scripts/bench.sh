@@ -10,6 +10,8 @@
 #   --duration 5s --rounds 2      each measured run, and how many rounds
 #   --paths order,dashboard,...   what to measure (default: all six)
 #   --routes=false                without the config-only routes of examples/routes
+#   --telemetry off|on|nolog|both|all  traces (OTLP to a sink, 10 % sampled) and
+#                                 metrics on or off, or interleaved (docs/bench.md)
 #   --json FILE                   also every run's raw results, as JSON
 #   --smoke                       1 s per path, exit 1 unless all answered right
 #

@@ -37,6 +37,7 @@ type options struct {
 	services     []Service
 	routes       []route
 	interceptors []connect.ServerInterceptor
+	outer        []connect.ServerInterceptor
 	middleware   []func(http.Handler) http.Handler
 	readiness    []func(context.Context) error
 }
@@ -86,6 +87,14 @@ func WithHandler(pattern string, handler http.Handler) Option {
 // error-sanitizing interceptor, in the order given. Default: none.
 func WithInterceptors(interceptors ...connect.ServerInterceptor) Option {
 	return optionFunc(func(o *options) { o.interceptors = append(o.interceptors, interceptors...) })
+}
+
+// WithOuterInterceptors adds interceptors to every service outside the
+// server's own error-sanitizing interceptor, in the order given, so that
+// they see the error exactly as the client gets it: for measuring and
+// tracing, never for refusing. Default: none.
+func WithOuterInterceptors(interceptors ...connect.ServerInterceptor) Option {
+	return optionFunc(func(o *options) { o.outer = append(o.outer, interceptors...) })
 }
 
 // WithMiddleware wraps every route (RPCs and plain routes) in mw, inside

@@ -58,7 +58,7 @@ func New(opts ...Option) (*Server, error) {
 	if (s.certFile == "") != (s.keyFile == "") {
 		return nil, errors.New("server: TLS needs both a certificate and a key file")
 	}
-	s.interceptors = append([]connect.ServerInterceptor{edgeInterceptor(s.logger)}, o.interceptors...)
+	s.interceptors = slices.Concat(o.outer, []connect.ServerInterceptor{edgeInterceptor(s.logger)}, o.interceptors)
 	s.health = newHealth()
 	s.health.setReadiness(s.logger, o.readiness)
 	s.mux = newRouteMux()

@@ -7,6 +7,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // Cache keeps answers that are the same for every caller (a public catalog)
@@ -21,6 +26,33 @@ type Cache[K comparable, V any] struct {
 
 	mu  sync.Mutex // Get changes recency, so every access writes
 	lru *simplelru.LRU[K, cacheEntry[V]]
+
+	name    attribute.KeyValue
+	lookups metric.Int64Counter
+	hit     metric.AddOption
+	miss    metric.AddOption
+	joined  metric.AddOption
+}
+
+// CacheOption configures a Cache.
+type CacheOption interface {
+	applyCache(*cacheOptions)
+}
+
+type cacheOptions struct {
+	name   string
+	meters metric.MeterProvider
+}
+
+type cacheOptionFunc func(*cacheOptions)
+
+func (f cacheOptionFunc) applyCache(o *cacheOptions) { f(o) }
+
+// WithCacheMetrics names the cache in its spans and in the lookups counted
+// by [Fetch] (custodian.cache.lookups, by result: hit, miss, joined) and
+// says where they are counted. Default: unnamed ("cache"), not counted.
+func WithCacheMetrics(name string, mp metric.MeterProvider) CacheOption {
+	return cacheOptionFunc(func(o *cacheOptions) { o.name, o.meters = name, mp })
 }
 
 type cacheEntry[V any] struct {
@@ -31,7 +63,7 @@ type cacheEntry[V any] struct {
 // NewCache returns a Cache of at most size entries, each fresh for ttl after
 // it was added. now is the clock (nil = time.Now); size <= 0 or ttl <= 0 is
 // refused.
-func NewCache[K comparable, V any](size int, ttl time.Duration, now func() time.Time) (*Cache[K, V], error) {
+func NewCache[K comparable, V any](size int, ttl time.Duration, now func() time.Time, opts ...CacheOption) (*Cache[K, V], error) {
 	if size <= 0 {
 		return nil, errors.New("fanout: cache size must be positive")
 	}
@@ -45,7 +77,17 @@ func NewCache[K comparable, V any](size int, ttl time.Duration, now func() time.
 	if err != nil {
 		return nil, err
 	}
-	return &Cache[K, V]{ttl: ttl, now: now, lru: l}, nil
+	o := cacheOptions{name: "cache"}
+	for _, opt := range opts {
+		opt.applyCache(&o)
+	}
+	c := &Cache[K, V]{ttl: ttl, now: now, lru: l, name: telemetry.CacheName.String(o.name)}
+	c.lookups = telemetry.CacheLookups(telemetry.Meter(o.meters))
+	result := func(r string) metric.AddOption {
+		return metric.WithAttributeSet(attribute.NewSet(c.name, telemetry.Cache.String(r)))
+	}
+	c.hit, c.miss, c.joined = result("hit"), result("miss"), result("joined")
+	return c, nil
 }
 
 // Get returns the value for key if it is there and younger than the ttl;
@@ -64,6 +106,19 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 		return zero, false
 	}
 	return e.val, true
+}
+
+// Lookup is Get counted in the cache's lookups (see WithCacheMetrics) as a
+// hit or a miss: for a caller's first look, not for checks again inside a
+// flight.
+func (c *Cache[K, V]) Lookup(ctx context.Context, key K) (V, bool) {
+	v, ok := c.Get(key)
+	if ok {
+		c.lookups.Add(ctx, 1, c.hit)
+	} else {
+		c.lookups.Add(ctx, 1, c.miss)
+	}
+	return v, ok
 }
 
 // Add stores v for key for the ttl, replacing any entry, and evicts the
@@ -104,8 +159,30 @@ func (c *Cache[K, V]) RemoveIf(pred func(K) bool) int {
 // Fetch that joins a co.Do call started elsewhere gets its value uncached.
 func Fetch[K comparable, V any](ctx context.Context, c *Cache[K, V], co *Coalescer[K, V], key K, fn func(ctx context.Context) (V, error)) (V, error) {
 	if v, ok := c.Get(key); ok {
+		c.lookups.Add(ctx, 1, c.hit)
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			_, hit := telemetry.Start(ctx, "custodian.cache", c.name, telemetry.Cache.String("hit"))
+			hit.End()
+		}
 		return v, nil
 	}
+	ctx, span := telemetry.Start(ctx, "custodian.cache", c.name)
+	v, joined, err := fetch(ctx, c, co, key, fn)
+	result, add := "miss", c.miss
+	if joined {
+		result, add = "joined", c.joined
+	}
+	c.lookups.Add(ctx, 1, add)
+	if span.IsRecording() {
+		span.SetAttributes(telemetry.Cache.String(result))
+	}
+	telemetry.End(span, err)
+	return v, err
+}
+
+// fetch is Fetch after a miss: it reports whether it joined a call already
+// under way.
+func fetch[K comparable, V any](ctx context.Context, c *Cache[K, V], co *Coalescer[K, V], key K, fn func(ctx context.Context) (V, error)) (V, bool, error) {
 	load := func(ctx context.Context) (V, error) {
 		// A flight for key may have filled the cache between the Get above
 		// and this flight starting.
@@ -121,8 +198,8 @@ func Fetch[K comparable, V any](ctx context.Context, c *Cache[K, V], co *Coalesc
 		return v, nil
 	}
 	if co == nil {
-		return load(ctx)
+		v, err := load(ctx)
+		return v, false, err
 	}
-	v, _, err := co.Do(ctx, key, load)
-	return v, err
+	return co.Do(ctx, key, load)
 }

@@ -10,6 +10,11 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // errPanicked replaces the value of a panic inside a part's fn: the value may
@@ -218,6 +223,17 @@ func run[L comparable, T any](g *Group[L], p Part[L], slot int, r *Result[T], fn
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.Timeout)
 		defer cancel() // runs before settle: the timer is gone when the part is done
+	}
+	if trace.SpanFromContext(ctx).IsRecording() {
+		var span trace.Span
+		ctx, span = telemetry.Start(ctx, "fanout.part",
+			telemetry.Part.String(fmt.Sprint(p.Label)), attribute.Bool("custodian.part.required", p.Required))
+		defer func() {
+			if !returned {
+				err = errPanicked // as the deferred recover above will set it
+			}
+			telemetry.End(span, err)
+		}()
 	}
 	v, err = fn(ctx)
 	returned = true

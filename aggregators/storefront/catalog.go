@@ -30,19 +30,21 @@ type Catalog struct {
 }
 
 // NewCatalog returns a Catalog on client that keeps answers for ttl (30s
-// when zero) and at most size products and size pages (4096 when zero).
-func NewCatalog(client catalogv1connect.CatalogServiceClient, ttl time.Duration, size int) (*Catalog, error) {
+// when zero) and at most size products and size pages (4096 when zero). Of
+// opts it reads only WithMeterProvider.
+func NewCatalog(client catalogv1connect.CatalogServiceClient, ttl time.Duration, size int, opts ...Option) (*Catalog, error) {
+	o := newOptions(opts)
 	if ttl <= 0 {
 		ttl = 30 * time.Second
 	}
 	if size <= 0 {
 		size = 4096
 	}
-	products, err := fanout.NewCache[string, *catalogv1.Product](size, ttl, nil)
+	products, err := fanout.NewCache[string, *catalogv1.Product](size, ttl, nil, fanout.WithCacheMetrics("catalog_products", o.meters))
 	if err != nil {
 		return nil, fmt.Errorf("storefront: %w", err)
 	}
-	lists, err := fanout.NewCache[string, *catalogv1.ListProductsResponse](size, ttl, nil)
+	lists, err := fanout.NewCache[string, *catalogv1.ListProductsResponse](size, ttl, nil, fanout.WithCacheMetrics("catalog_pages", o.meters))
 	if err != nil {
 		return nil, fmt.Errorf("storefront: %w", err)
 	}
@@ -95,7 +97,7 @@ func (c *Catalog) lookup(ctx context.Context, ids []string) (map[string]*catalog
 		if _, seen := found[id]; seen || slices.Contains(missing, id) {
 			continue
 		}
-		if p, ok := c.products.Get(id); ok {
+		if p, ok := c.products.Lookup(ctx, id); ok {
 			found[id] = p
 			continue
 		}

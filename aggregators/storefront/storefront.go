@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/custodian-bff/custodian/aggregators/pagetoken"
 	"github.com/custodian-bff/custodian/server/keyring"
 )
@@ -24,6 +26,7 @@ type options struct {
 	imageBase       string
 	optionalTimeout time.Duration
 	pageTokens      *pagetoken.Sealer
+	meters          metric.MeterProvider
 }
 
 type optionFunc func(*options)
@@ -56,6 +59,13 @@ func WithOptionalTimeout(d time.Duration) Option {
 // tokens are sealed all the same but last only as long as the process.
 func WithPageTokens(sealer *pagetoken.Sealer) Option {
 	return optionFunc(func(o *options) { o.pageTokens = sealer })
+}
+
+// WithMeterProvider sets where the catalog's cache lookups are counted
+// (custodian.cache.lookups, cache catalog_products or catalog_pages). Only
+// NewCatalog reads it. Default: not counted.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(o *options) { o.meters = mp })
 }
 
 func newOptions(opts []Option) options {

@@ -39,6 +39,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	flags.StringVar(&o.publicURL, "public-url", "", "the origin browsers use, e.g. http://localhost:3000 for a Next.js app in front (default http://localhost:PORT in the demo, or the configuration's public_url)")
 	flags.Var(&o.allowedOrigins, "allowed-origins", "comma-separated `origins` whose pages may call with the session besides public_url's (replaces cors.allowed_origins)")
 	flags.Var(&o.trustedProxies, "trusted-proxies", "comma-separated `CIDRs` whose X-Forwarded-For is believed, e.g. 127.0.0.1/32 for a Next.js server on this machine (replaces trusted_proxies)")
+	flags.StringVar(&o.adminAddr, "admin-addr", "", "admin listener `address` for /metrics, e.g. 127.0.0.1:9090 (replaces telemetry.admin.listen; never the public port)")
+	flags.BoolVar(&o.pprof, "pprof", false, "serve net/http/pprof on the admin listener (sets telemetry.admin.pprof)")
 	flags.DurationVar(&o.accessTokenLifetime, "access-token-lifetime", 0, "demo only: how long the demo provider's access tokens live; 0 keeps its default")
 	if err := flags.Parse(args); err != nil {
 		return 2
@@ -91,23 +93,15 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string, o 
 	}
 	defer ln.Close()
 	opts := []custodian.Option{custodian.WithLogger(logger)}
-	var home *demo.Home
+	var run *demoRun
 	if cfg == nil {
-		world, err := startDemo(ctx, logger, ln, o)
-		if err != nil {
+		var err error
+		if run, err = startDemoRun(ctx, logger, ln, o); err != nil {
 			return err
 		}
-		defer func() {
-			if err := world.Close(context.WithoutCancel(ctx)); err != nil {
-				logger.Warn("demo backends did not stop cleanly", "error", err)
-			}
-		}()
-		cfg = world.Config
-		home = &demo.Home{}
-		opts = append(opts,
-			custodian.WithHandler(demo.IdPPath, world.IdP),
-			custodian.WithHandler("GET /{$}", home),
-		)
+		defer run.close(context.WithoutCancel(ctx), logger)
+		cfg = run.world.Config
+		opts = append(opts, run.options()...)
 	}
 	cfg.Listen = ln.Addr().String()
 	if err := o.apply(cfg); err != nil {
@@ -122,10 +116,10 @@ func serve(ctx context.Context, logger *slog.Logger, configPath, addr string, o 
 	if err := demo.MountStore(gw); err != nil {
 		return err
 	}
-	if home != nil {
-		home.SetSessions(gw.Sessions())
+	if run != nil {
+		run.started(gw)
 	}
-	logger.Info("custodian is listening", "url", cfg.PublicURL, "listen", cfg.Listen, "services", gw.Services())
+	logger.Info("custodian is listening", "url", cfg.PublicURL, "listen", cfg.Listen, "admin", gw.AdminAddr(), "services", gw.Services())
 	return gw.Serve(ctx, ln)
 }
 

@@ -15,12 +15,20 @@ type overrides struct {
 	allowedOrigins      list
 	trustedProxies      list
 	accessTokenLifetime time.Duration
+	adminAddr           string
+	pprof               bool
 }
 
 // apply sets the flags given on cfg and checks cfg again.
 func (o overrides) apply(cfg *config.Config) error {
-	if o.publicURL == "" && o.allowedOrigins == nil && o.trustedProxies == nil {
+	if o.publicURL == "" && o.allowedOrigins == nil && o.trustedProxies == nil && o.adminAddr == "" && !o.pprof {
 		return nil
+	}
+	if o.adminAddr != "" {
+		cfg.Telemetry.Admin.Listen = o.adminAddr
+	}
+	if o.pprof {
+		cfg.Telemetry.Admin.Pprof = true
 	}
 	if o.publicURL != "" {
 		cfg.PublicURL = o.publicURL

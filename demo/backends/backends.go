@@ -201,6 +201,9 @@ func (b *Backend) Audience() string { return b.audience }
 // restores normal service. It is safe for concurrent use.
 func (b *Backend) SetFault(f Fault) { b.faults.set(f) }
 
+// Fault returns the service's current Fault. It is safe for concurrent use.
+func (b *Backend) Fault() Fault { return b.faults.get() }
+
 // Calls returns how many requests for procedure (such as
 // "/acme.orders.v1.OrderService/ListOrders") passed authentication, including
 // those then answered by a [Fault]. The empty procedure counts all of them.

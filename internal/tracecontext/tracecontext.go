@@ -11,10 +11,16 @@ package tracecontext
 
 import (
 	"context"
+	"strings"
 
 	"connectrpc.com/connect/v2"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/custodian-bff/custodian/internal/requestid"
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 var propagator = propagation.TraceContext{}
@@ -52,9 +58,23 @@ func Server(tp trace.TracerProvider, trustInbound bool) connect.ServerIntercepto
 					}
 				}
 			}
-			ctx, span := tracer.Start(ctx, spec.Procedure, opts...)
+			ctx, span := tracer.Start(ctx, strings.TrimPrefix(spec.Procedure, "/"), opts...)
 			defer span.End()
-			return next(ctx, spec, stream)
+			if span.IsRecording() {
+				span.SetAttributes(
+					semconv.RPCMethodKey.String(strings.TrimPrefix(spec.Procedure, "/")),
+					telemetry.RequestID.String(requestid.FromContext(ctx)),
+				)
+			}
+			err := next(ctx, spec, stream)
+			if err != nil {
+				// The code only: the text may be a backend's.
+				span.SetStatus(codes.Error, "")
+				if span.IsRecording() {
+					span.SetAttributes(semconv.RPCResponseStatusCodeKey.String(connect.CodeOf(err).String()))
+				}
+			}
+			return err
 		}
 	}
 }

@@ -98,7 +98,7 @@ func onlySpan(t *testing.T, recorder *tracetest.SpanRecorder, sc trace.SpanConte
 		t.Fatalf("%d spans ended, want 1", len(spans))
 	}
 	span := spans[0]
-	if span.Name() != catalogv1connect.CatalogServiceGetProductProcedure || span.SpanKind() != trace.SpanKindServer {
+	if span.Name() != strings.TrimPrefix(catalogv1connect.CatalogServiceGetProductProcedure, "/") || span.SpanKind() != trace.SpanKindServer {
 		t.Errorf("span %q of kind %v", span.Name(), span.SpanKind())
 	}
 	if span.SpanContext().SpanID() != sc.SpanID() {
@@ -356,7 +356,7 @@ func TestServerIgnoresClientCalls(t *testing.T) {
 				}
 				byName[span.Name()] = span
 			}
-			outer, inner := byName[catalogv1connect.CatalogServiceGetProductProcedure], byName[catalogv1connect.CatalogServiceListProductsProcedure]
+			outer, inner := byName[strings.TrimPrefix(catalogv1connect.CatalogServiceGetProductProcedure, "/")], byName[strings.TrimPrefix(catalogv1connect.CatalogServiceListProductsProcedure, "/")]
 			if outer == nil || inner == nil {
 				t.Fatalf("spans %v, want one per procedure", byName)
 			}

@@ -18,6 +18,12 @@
 //     run after a 1 s warm-up, with wrk -t2 -c32 -d<duration> --latency;
 //   - prints a markdown table of the medians per path.
 //
+// --telemetry both measures the gateway with its telemetry off (the
+// default) and on (traces exported with OTLP/HTTP to a sink the harness
+// runs, 10 % sampled; /metrics on an admin listener, scraped once per
+// measured run), round by round, each on a gateway started for it, and
+// adds a table of on against off.
+//
 // Each path's first answer is checked before it is measured; a wrong one
 // makes the command exit 1. --smoke runs each path once for 1 s and also
 // exits 1 if any call failed: the check scripts/test.sh runs. docs/bench.md
@@ -62,6 +68,9 @@ type options struct {
 	smoke    bool
 	routes   bool
 	jsonPath string
+	// telemetry are the gateway's telemetry variants, in the order each
+	// round runs them (--telemetry).
+	telemetry []string
 }
 
 // parseFlags reads args into options.
@@ -75,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	smoke := flags.Bool("smoke", false, "1 round of 1 s per path, no warm-up; exit 1 unless every path answered right")
 	routes := flags.Bool("routes", true, "add the config-only routes of examples/routes (path route needs them)")
 	jsonPath := flags.String("json", "", "also write every run's raw results to this `file` as JSON")
+	telemetry := flags.String("telemetry", telemetryOff, "the gateway's telemetry `variant`: off, on (OTLP traces at 10 % to a sink, /metrics scraped), nolog (access log off), both (off,on), all (off,on,nolog), or a list; several interleave by round")
 	if err := flags.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -82,6 +92,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return options{}, fmt.Errorf("unexpected arguments %q (the length of a run is --duration, such as --duration 5s)", flags.Args())
 	}
 	o := options{duration: *duration, rounds: *rounds, smoke: *smoke, routes: *routes, jsonPath: *jsonPath}
+	var err error
+	if o.telemetry, err = parseTelemetry(*telemetry); err != nil {
+		return options{}, err
+	}
 	switch *backends {
 	case modeDemo, modeCanned:
 		o.modes = []string{*backends}

@@ -44,7 +44,23 @@ func TestParseFlags(t *testing.T) {
 	if keys(o) != "floor,order" {
 		t.Errorf("--paths: %s, want floor,order", keys(o))
 	}
+	if !slices.Equal(o.telemetry, []string{telemetryOff}) {
+		t.Errorf("--telemetry by default: %q, want off alone", o.telemetry)
+	}
+	for flag, want := range map[string][]string{
+		"both":            {telemetryOff, telemetryOn},
+		"all":             {telemetryOff, telemetryOn, telemetryNoLog},
+		"on":              {telemetryOn},
+		"nolog,off,nolog": {telemetryNoLog, telemetryOff},
+	} {
+		o, err := parseFlags([]string{"--telemetry", flag}, io.Discard)
+		if err != nil || !slices.Equal(o.telemetry, want) {
+			t.Errorf("--telemetry %s: %q, %v; want %q", flag, o.telemetry, err, want)
+		}
+	}
 	for _, args := range [][]string{
+		{"--telemetry", "yes"},
+		{"--telemetry", ""},
 		{"--backends", "real"},
 		{"--duration", "1500ms"},
 		{"--duration", "0s"},
@@ -56,5 +72,20 @@ func TestParseFlags(t *testing.T) {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q): no error", args)
 		}
+	}
+}
+
+func TestRoundOrder(t *testing.T) {
+	v := []string{telemetryOff, telemetryOn, telemetryNoLog}
+	for round, want := range map[int]string{1: "off,on,nolog", 2: "on,nolog,off", 3: "nolog,off,on", 4: "off,on,nolog"} {
+		if got := strings.Join(roundOrder(v, round), ","); got != want {
+			t.Errorf("round %d: %s, want %s", round, got, want)
+		}
+	}
+	if got := strings.Join(v, ","); got != "off,on,nolog" {
+		t.Errorf("roundOrder changed its argument: %s", got)
+	}
+	if got := roundOrder([]string{telemetryOff}, 5); !slices.Equal(got, []string{telemetryOff}) {
+		t.Errorf("one variant: %q", got)
 	}
 }

@@ -23,9 +23,10 @@ type process struct {
 	done chan struct{} // closed once it has exited
 }
 
-// startProcess starts bin with args; its stderr goes to log, its stdout to
-// stdout ("" for log too).
-func startProcess(name, bin string, args []string, log, stdout string) (*process, error) {
+// startProcess starts bin with args and env (nil: the harness's own
+// environment); its stderr goes to log, its stdout to stdout ("" for log
+// too).
+func startProcess(name, bin string, args, env []string, log, stdout string) (*process, error) {
 	logFile, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("%s: log: %w", name, err)
@@ -44,6 +45,7 @@ func startProcess(name, bin string, args []string, log, stdout string) (*process
 		}
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = outFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -12,8 +12,10 @@ import (
 
 // runResult is one measured wrk run.
 type runResult struct {
-	Round          int     `json:"round"`
-	Path           string  `json:"path"`
+	Round int    `json:"round"`
+	Path  string `json:"path"`
+	// Telemetry is the gateway's telemetry variant (--telemetry).
+	Telemetry      string  `json:"telemetry"`
 	Label          string  `json:"label"`
 	Requests       int64   `json:"requests"`
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
@@ -77,6 +79,7 @@ func (r runResult) summaryLine() string {
 // and its failures summed.
 type pathSummary struct {
 	Path             string  `json:"path"`
+	Telemetry        string  `json:"telemetry"`
 	Label            string  `json:"label"`
 	Runs             int     `json:"runs"`
 	Requests         int64   `json:"requests"` // summed
@@ -93,30 +96,38 @@ type pathSummary struct {
 	CheckError string `json:"check_error,omitempty"`
 }
 
-// summarize returns a row per path, in the order of paths.
-func summarize(paths []benchPath, runs []runResult, checkErrors map[string]string) []pathSummary {
+// summarize returns a row per path and telemetry variant, in the order of
+// paths, then of variants.
+func summarize(paths []benchPath, variants []string, runs []runResult, checkErrors map[string]string) []pathSummary {
 	var rows []pathSummary
 	for _, p := range paths {
-		row := pathSummary{Path: p.Key, Label: p.Label, CheckError: checkErrors[p.Key]}
-		var rps, p50, p99, cpu []float64
-		for _, r := range runs {
-			if r.Path != p.Key {
-				continue
-			}
-			row.Runs++
-			row.Requests += r.Requests
-			row.Non2xx += r.Non2xx
-			row.SocketErrors += r.SocketErrors
-			row.CPUProcess = r.CPUProcess
-			if r.CannedForwarded != nil {
-				row.CannedForwarded += *r.CannedForwarded
-			}
-			rps, p50, p99, cpu = append(rps, r.RPS), append(p50, r.P50Ms), append(p99, r.P99Ms), append(cpu, r.CPUMicrosPerCall)
+		for _, v := range variants {
+			rows = append(rows, summarizeOne(p, v, runs, checkErrors[checkKey(p.Key, v, len(variants) > 1)]))
 		}
-		row.RPS, row.P50Ms, row.P99Ms, row.CPUMicrosPerCall = median(rps), median(p50), median(p99), median(cpu)
-		rows = append(rows, row)
 	}
 	return rows
+}
+
+// summarizeOne returns the row of path p with telemetry variant.
+func summarizeOne(p benchPath, variant string, runs []runResult, checkError string) pathSummary {
+	row := pathSummary{Path: p.Key, Telemetry: variant, Label: p.Label, CheckError: checkError}
+	var rps, p50, p99, cpu []float64
+	for _, r := range runs {
+		if r.Path != p.Key || r.Telemetry != variant {
+			continue
+		}
+		row.Runs++
+		row.Requests += r.Requests
+		row.Non2xx += r.Non2xx
+		row.SocketErrors += r.SocketErrors
+		row.CPUProcess = r.CPUProcess
+		if r.CannedForwarded != nil {
+			row.CannedForwarded += *r.CannedForwarded
+		}
+		rps, p50, p99, cpu = append(rps, r.RPS), append(p50, r.P50Ms), append(p99, r.P99Ms), append(cpu, r.CPUMicrosPerCall)
+	}
+	row.RPS, row.P50Ms, row.P99Ms, row.CPUMicrosPerCall = median(rps), median(p50), median(p99), median(cpu)
+	return row
 }
 
 // median returns the median of xs, the mean of the middle two for an even
@@ -135,7 +146,10 @@ func median(xs []float64) float64 {
 
 // worldReport is everything measured in one backend mode.
 type worldReport struct {
-	Backends    string            `json:"backends"`
+	Backends string `json:"backends"`
+	// Variants are the telemetry variants measured, in the order each
+	// round runs them.
+	Variants    []string          `json:"telemetry_variants"`
 	Started     string            `json:"started"`
 	CPUs        int               `json:"cpus"`
 	ClockTicks  int64             `json:"clock_ticks"`
@@ -144,6 +158,15 @@ type worldReport struct {
 	CheckErrors map[string]string `json:"check_errors,omitempty"`
 	Summary     []pathSummary     `json:"summary"`
 	Runs        []runResult       `json:"runs"`
+	// Telemetry is what the on variant's gateways exported and served;
+	// nil unless on was measured.
+	Telemetry *telemetryReport `json:"telemetry,omitempty"`
+}
+
+// showTelemetry says whether rep's tables name the telemetry variant: not
+// for a run of off alone, which reads as every run before --telemetry.
+func (rep worldReport) showTelemetry() bool {
+	return len(rep.Variants) > 1 || (len(rep.Variants) == 1 && rep.Variants[0] != telemetryOff)
 }
 
 // problems lists what went wrong. A wrong first answer fails any run;
@@ -153,6 +176,9 @@ type worldReport struct {
 func (rep worldReport) problems(smoke bool) (failures, warnings []string) {
 	for _, row := range rep.Summary {
 		prefix := fmt.Sprintf("[%s] %s: ", rep.Backends, row.Label)
+		if rep.showTelemetry() {
+			prefix = fmt.Sprintf("[%s, telemetry %s] %s: ", rep.Backends, row.Telemetry, row.Label)
+		}
 		if row.CheckError != "" {
 			failures = append(failures, prefix+row.CheckError)
 			continue
@@ -173,6 +199,20 @@ func (rep worldReport) problems(smoke bool) (failures, warnings []string) {
 			warnings = append(warnings, prefix+fmt.Sprintf("the canned backends forwarded %d requests while measured", row.CannedForwarded))
 		}
 	}
+	if t := rep.Telemetry; t != nil {
+		prefix := fmt.Sprintf("[%s, telemetry on] ", rep.Backends)
+		switch {
+		case t.Sink.Spans == 0:
+			failures = append(failures, prefix+"the trace sink received no span: telemetry on measured no trace export")
+		case t.Sink.Rejected > 0:
+			failures = append(failures, prefix+fmt.Sprintf("the trace sink could not read %d export requests", t.Sink.Rejected))
+		case t.GatewayCalls >= 1000 && (t.tracesPerCall() < t.SampleRatio/2 || t.tracesPerCall() > t.SampleRatio*2):
+			warnings = append(warnings, prefix+fmt.Sprintf("the sink received %d traces for %d calls (%.3f a call), far from the sample ratio %g", t.Sink.Traces, t.GatewayCalls, t.tracesPerCall(), t.SampleRatio))
+		}
+		if t.Scrapes == 0 {
+			failures = append(failures, prefix+"the admin listener was never scraped")
+		}
+	}
 	return failures, warnings
 }
 
@@ -186,12 +226,23 @@ func writeMarkdown(w io.Writer, rep worldReport, o options) {
 		"Other processes kept %.2f CPUs busy during a measured run (median; at most %.2f).\n\n",
 		rep.Backends, o.rounds, o.duration, wrkThreads, wrkConnections, rep.CPUs, rep.Started,
 		median(others), slices.Max(append(others, 0)))
-	fmt.Fprintln(w, "| path | req/s | p50 | p99 | non-2xx | gateway CPU µs/call |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	show := rep.showTelemetry()
+	if show {
+		fmt.Fprintf(w, "Telemetry variants, each measured once per round on a gateway started for it, their order turning from round to round: %s.\n\n", describeVariants(rep.Variants))
+		fmt.Fprintln(w, "| path | telemetry | req/s | p50 | p99 | non-2xx | gateway CPU µs/call |")
+		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|")
+	} else {
+		fmt.Fprintln(w, "| path | req/s | p50 | p99 | non-2xx | gateway CPU µs/call |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	}
 	floor := false
 	for _, row := range rep.Summary {
+		label := row.Label
+		if show {
+			label += " | " + row.Telemetry
+		}
 		if row.Runs == 0 {
-			fmt.Fprintf(w, "| %s | – | – | – | – | – |\n", row.Label)
+			fmt.Fprintf(w, "| %s | – | – | – | – | – |\n", label)
 			continue
 		}
 		failed := fmt.Sprint(row.Non2xx)
@@ -204,7 +255,7 @@ func writeMarkdown(w io.Writer, rep worldReport, o options) {
 			floor = true
 		}
 		fmt.Fprintf(w, "| %s | %s | %.2f ms | %.2f ms | %s | %s |\n",
-			row.Label, thousands(row.RPS), row.P50Ms, row.P99Ms, failed, cpu)
+			label, thousands(row.RPS), row.P50Ms, row.P99Ms, failed, cpu)
 	}
 	var notes []string
 	if floor {
@@ -212,11 +263,81 @@ func writeMarkdown(w io.Writer, rep worldReport, o options) {
 	}
 	for _, row := range rep.Summary {
 		if row.CheckError != "" {
-			notes = append(notes, fmt.Sprintf("%s was not measured: %s", row.Label, firstLine(row.CheckError)))
+			what := row.Label
+			if show {
+				what += " (telemetry " + row.Telemetry + ")"
+			}
+			notes = append(notes, fmt.Sprintf("%s was not measured in every round: %s", what, firstLine(row.CheckError)))
 		}
 	}
 	if len(notes) > 0 {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
+	}
+	writeComparison(w, rep)
+	if t := rep.Telemetry; t != nil {
+		fmt.Fprintf(w, "\nTelemetry on: the harness's OTLP/HTTP sink received %s spans in %s traces (%s export requests, %.1f MiB of protobuf) "+
+			"for the %s browser-facing calls the on gateways answered, checks and warm-ups included: %.3f traces a call at a sample ratio of %g. "+
+			"Their /metrics was scraped %d times (the last: %d series, %.0f KiB).\n",
+			thousands(float64(t.Sink.Spans)), thousands(float64(t.Sink.Traces)), thousands(float64(t.Sink.Requests)), float64(t.Sink.Bytes)/(1<<20),
+			thousands(float64(t.GatewayCalls)), t.tracesPerCall(), t.SampleRatio, t.Scrapes, t.ScrapeSeries, float64(t.ScrapeBytes)/1024)
+	}
+}
+
+// describeVariants says what each telemetry variant is.
+func describeVariants(variants []string) string {
+	var parts []string
+	for _, v := range variants {
+		switch v {
+		case telemetryOff:
+			parts = append(parts, "**off** (the default: access log on, no trace exporter, no admin listener)")
+		case telemetryOn:
+			parts = append(parts, "**on** (traces exported with OTLP/HTTP to a sink in the harness, 10 % of new traces sampled; /metrics on an admin listener, scraped once per measured run; access log on)")
+		case telemetryNoLog:
+			parts = append(parts, "**nolog** (off with telemetry.access_log: false)")
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// writeComparison writes, when off was measured with other variants, each
+// other variant's medians beside off's, and their ratio.
+func writeComparison(w io.Writer, rep worldReport) {
+	if !slices.Contains(rep.Variants, telemetryOff) || len(rep.Variants) < 2 {
+		return
+	}
+	row := func(path, variant string) (pathSummary, bool) {
+		for _, r := range rep.Summary {
+			if r.Path == path && r.Telemetry == variant && r.Runs > 0 {
+				return r, true
+			}
+		}
+		return pathSummary{}, false
+	}
+	cell := func(off, other float64, format string) string {
+		if off == 0 {
+			return "–"
+		}
+		return fmt.Sprintf(format+" → "+format+" (×%.3f)", off, other, other/off)
+	}
+	for _, variant := range rep.Variants {
+		if variant == telemetryOff {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s against off (medians; off → %s, and the ratio %s ÷ off):\n\n", variant, variant, variant)
+		fmt.Fprintln(w, "| path | req/s | gateway CPU µs/call | p50 ms | p99 ms |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+		for _, off := range rep.Summary {
+			if off.Telemetry != telemetryOff || off.Runs == 0 {
+				continue
+			}
+			other, ok := row(off.Path, variant)
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", off.Label,
+				cell(off.RPS, other.RPS, "%.0f"), cell(off.CPUMicrosPerCall, other.CPUMicrosPerCall, "%.1f"),
+				cell(off.P50Ms, other.P50Ms, "%.2f"), cell(off.P99Ms, other.P99Ms, "%.2f"))
+		}
 	}
 }
 
@@ -244,6 +365,7 @@ func writeJSON(path string, o options, reports []worldReport) error {
 			Paths           []string `json:"paths"`
 			Smoke           bool     `json:"smoke"`
 			Routes          bool     `json:"routes"`
+			Telemetry       []string `json:"telemetry"`
 			Wrk             string   `json:"wrk"`
 		} `json:"options"`
 		Worlds []worldReport `json:"worlds"`
@@ -251,6 +373,7 @@ func writeJSON(path string, o options, reports []worldReport) error {
 	doc.Options.Backends = o.modes
 	doc.Options.DurationSeconds = int(o.duration / time.Second)
 	doc.Options.Rounds, doc.Options.Smoke, doc.Options.Routes = o.rounds, o.smoke, o.routes
+	doc.Options.Telemetry = o.telemetry
 	for _, p := range o.paths {
 		doc.Options.Paths = append(doc.Options.Paths, p.Key)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,19 @@ type world struct {
 	config  gatewayConfig
 	cookie  string // alice's session cookie value
 	floor   *userToken
+
+	port       string   // the gateway's, kept across restarts
+	bins       binaries // what the gateway is started from
+	configPath string   // the gateway's configuration (writeConfig)
+	// variant is the running gateway's telemetry (--telemetry);
+	// gatewayAdmin is its admin listener's address, with on.
+	variant      string
+	gatewayAdmin string
+	started      int // gateways started so far, for their logs' names
+	// sink receives the on variant's traces; tel counts what the on
+	// gateways sent. Both nil unless on is measured.
+	sink *traceSink
+	tel  *telemetryReport
 }
 
 // gatewayConfig is what the harness reads from the configuration
@@ -62,13 +76,18 @@ func (c gatewayConfig) backend(name string) (url, audience string, err error) {
 	return "", "", fmt.Errorf("the configuration has no backend %q", name)
 }
 
-// startWorld starts a world in mode; close it with close, also on error.
-func startWorld(ctx context.Context, bins binaries, mode string, progress func(string, ...any)) (w *world, err error) {
+// startWorld starts a world in mode, its gateway with the telemetry of
+// variant (traces to sink with on); close it with close, also on error.
+func startWorld(ctx context.Context, bins binaries, mode, variant string, sink *traceSink, progress func(string, ...any)) (w *world, err error) {
 	dir, err := os.MkdirTemp("", "custodian-bench-"+mode+"-")
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	w = &world{mode: mode, dir: dir}
+	w = &world{mode: mode, dir: dir, bins: bins, sink: sink}
+	if sink != nil {
+		ratio, _ := strconv.ParseFloat(sampleRatio, 64)
+		w.tel = &telemetryReport{SampleRatio: ratio}
+	}
 	defer func() {
 		if err != nil {
 			err = w.withLogs(err)
@@ -80,6 +99,7 @@ func startWorld(ctx context.Context, bins binaries, mode string, progress func(s
 	if err != nil {
 		return w, err
 	}
+	w.port = port
 	w.public, w.listen = "http://localhost:"+port, "http://127.0.0.1:"+port
 
 	// The demo world writes gateway-1.yaml and its secrets into dir, then
@@ -89,7 +109,7 @@ func startWorld(ctx context.Context, bins binaries, mode string, progress func(s
 		args = append(args, "--canned")
 	}
 	readyFile := filepath.Join(dir, "ready.json")
-	if w.demo, err = startProcess("custodian-demo", bins.demo, args, filepath.Join(dir, "demo.log"), readyFile); err != nil {
+	if w.demo, err = startProcess("custodian-demo", bins.demo, args, nil, filepath.Join(dir, "demo.log"), readyFile); err != nil {
 		return w, err
 	}
 	var ready struct {
@@ -105,34 +125,101 @@ func startWorld(ctx context.Context, bins binaries, mode string, progress func(s
 	}
 	w.admin = ready.Admin
 
-	config, err := w.writeConfig(ready.Configs[0], bins)
-	if err != nil {
-		return w, err
-	}
-	if w.gateway, err = startProcess("custodian", bins.gateway,
-		[]string{"--config", config, "--addr", "127.0.0.1:" + port, "--log-json"},
-		filepath.Join(dir, "gateway.log"), ""); err != nil {
-		return w, err
-	}
-	// The gateway logs where it listens once it is ready.
-	var listening string
-	err = waitFor(ctx, w.gateway, func() (bool, error) {
-		listening = listenLogged(w.gateway.log)
-		return listening != "", nil
-	})
-	if err != nil {
-		return w, err
-	}
-	if listening != "127.0.0.1:"+port {
-		return w, fmt.Errorf("the gateway listens at %s, want 127.0.0.1:%s", listening, port)
-	}
-	progress("bench: [%s] gateway (pid %d) at %s, custodian-demo (pid %d); files in %s", mode, w.gateway.pid(), w.listen, w.demo.pid(), dir)
-
-	if w.cookie, err = signIn(ctx, w.public, "alice", "demo"); err != nil {
+	if w.configPath, err = w.writeConfig(ready.Configs[0], bins); err != nil {
 		return w, err
 	}
 	w.floor = &userToken{world: w, user: "alice", password: "demo", backend: "orders"}
+	if err := w.startGateway(ctx, variant); err != nil {
+		return w, err
+	}
+	progress("bench: [%s] gateway (pid %d, telemetry %s) at %s, custodian-demo (pid %d); files in %s", mode, w.gateway.pid(), variant, w.listen, w.demo.pid(), dir)
 	return w, nil
+}
+
+// startGateway starts the gateway with the telemetry of variant, on the
+// world's port, waits until it listens, and signs alice in.
+func (w *world) startGateway(ctx context.Context, variant string) (err error) {
+	config := w.configPath
+	if variant == telemetryNoLog {
+		data, err := os.ReadFile(w.configPath)
+		if err == nil {
+			data, err = withoutAccessLog(data)
+		}
+		if err != nil {
+			return fmt.Errorf("the configuration without access log: %w", err)
+		}
+		config = strings.TrimSuffix(w.configPath, ".yaml") + "-nolog.yaml"
+		if err := os.WriteFile(config, data, 0o600); err != nil {
+			return fmt.Errorf("the configuration without access log: %w", err)
+		}
+	}
+	endpoint := ""
+	if variant == telemetryOn {
+		if w.sink == nil {
+			return errors.New("telemetry on without a trace sink")
+		}
+		endpoint = w.sink.endpoint()
+	}
+	w.started++
+	args := append([]string{"--config", config, "--addr", "127.0.0.1:" + w.port, "--log-json"}, gatewayArgs(variant)...)
+	log := filepath.Join(w.dir, fmt.Sprintf("gateway-%d-%s.log", w.started, variant))
+	if w.gateway, err = startProcess("custodian", w.bins.gateway, args, gatewayEnv(variant, endpoint), log, ""); err != nil {
+		return err
+	}
+	w.variant, w.gatewayAdmin = variant, ""
+	// The gateway logs where it listens once it is ready.
+	var listening listenLine
+	err = waitFor(ctx, w.gateway, func() (bool, error) {
+		listening = listenLogged(w.gateway.log)
+		return listening.Listen != "", nil
+	})
+	if err != nil {
+		return err
+	}
+	if listening.Listen != "127.0.0.1:"+w.port {
+		return fmt.Errorf("the gateway listens at %s, want 127.0.0.1:%s", listening.Listen, w.port)
+	}
+	if (listening.Admin != "") != (variant == telemetryOn) {
+		return fmt.Errorf("the gateway with telemetry %s has admin listener %q", variant, listening.Admin)
+	}
+	w.gatewayAdmin = listening.Admin
+	if w.cookie, err = signIn(ctx, w.public, "alice", "demo"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// stopGateway stops the gateway, which flushes its spans as it goes; with
+// on, it first scrapes its metrics a last time to learn how many calls it
+// answered.
+func (w *world) stopGateway(ctx context.Context) error {
+	var err error
+	if w.gatewayAdmin != "" && w.tel != nil && !w.gateway.exited() {
+		var st scrapeStats
+		if st, err = scrapeMetrics(ctx, w.gatewayAdmin); err == nil {
+			w.tel.GatewayCalls += st.Calls
+			w.tel.Scrapes++
+			w.tel.ScrapeBytes, w.tel.ScrapeSeries = st.Bytes, st.Series
+		}
+	}
+	w.gateway.stop()
+	w.gatewayAdmin = ""
+	return err
+}
+
+// scrape fetches the running gateway's /metrics, as Prometheus would,
+// when it has an admin listener.
+func (w *world) scrape(ctx context.Context) error {
+	if w.gatewayAdmin == "" || w.tel == nil {
+		return nil
+	}
+	st, err := scrapeMetrics(ctx, w.gatewayAdmin)
+	if err != nil {
+		return err
+	}
+	w.tel.Scrapes++
+	w.tel.ScrapeBytes, w.tel.ScrapeSeries = st.Bytes, st.Series
+	return nil
 }
 
 // writeConfig writes the gateway's configuration: custodian-demo's,
@@ -256,12 +343,20 @@ func readLine(path string, v any) (bool, error) {
 	return true, nil
 }
 
-// listenLogged returns the address of the gateway's "custodian is
-// listening" JSON log line in log, "" before it is written.
-func listenLogged(log string) string {
+// listenLine is the gateway's "custodian is listening" log line: its
+// public listener and its admin listener ("" without one).
+type listenLine struct {
+	Msg    string `json:"msg"`
+	Listen string `json:"listen"`
+	Admin  string `json:"admin"`
+}
+
+// listenLogged returns the gateway's "custodian is listening" JSON log
+// line in log, zero before it is written.
+func listenLogged(log string) listenLine {
 	f, err := os.Open(log)
 	if err != nil {
-		return ""
+		return listenLine{}
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -270,15 +365,12 @@ func listenLogged(log string) string {
 		if !strings.Contains(sc.Text(), `"custodian is listening"`) {
 			continue
 		}
-		var line struct {
-			Msg    string `json:"msg"`
-			Listen string `json:"listen"`
-		}
+		var line listenLine
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "custodian is listening" {
-			return line.Listen
+			return line
 		}
 	}
-	return ""
+	return listenLine{}
 }
 
 // freePort returns a port free on 127.0.0.1 a moment ago: the gateway's

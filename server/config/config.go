@@ -94,6 +94,64 @@ type Config struct {
 	// Routes serve backend methods to browsers under a public schema,
 	// without code: see docs/routes.md. Default none.
 	Routes Routes `yaml:"routes"`
+	// Telemetry says what the gateway tells its operators: traces, metrics
+	// and the access log (docs/operations.md).
+	Telemetry Telemetry `yaml:"telemetry"`
+}
+
+// Telemetry configures traces, metrics and the access log.
+type Telemetry struct {
+	// AccessLog writes one line per browser-facing call (method, code,
+	// duration, request and trace id, backends called, session state).
+	// Default true.
+	AccessLog *bool `yaml:"access_log"`
+	// Traces exports spans with OTLP.
+	Traces Traces `yaml:"traces"`
+	// Admin is a listener of its own for /metrics (Prometheus) and, when
+	// asked, net/http/pprof; never the public port. Default: off.
+	Admin Admin `yaml:"admin"`
+}
+
+// The trace exporters of [Traces.Exporter] and the OTLP protocols of
+// [Traces.Protocol].
+const (
+	ExporterOTLP     = "otlp"
+	ExporterNone     = "none"
+	OTLPGRPC         = "grpc"
+	OTLPHTTPProtobuf = "http/protobuf"
+)
+
+// Traces configures span export. Each field left empty takes the standard
+// OpenTelemetry environment variable named next to it, then the default.
+type Traces struct {
+	// Exporter is "otlp" or "none" (OTEL_TRACES_EXPORTER). Default none:
+	// spans are made, so backends get a trace context, but not exported.
+	Exporter string `yaml:"exporter"`
+	// Protocol is "grpc" or "http/protobuf"
+	// (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL).
+	// Default http/protobuf.
+	Protocol string `yaml:"protocol"`
+	// Endpoint is the collector's URL, such as http://collector:4318 for
+	// http/protobuf (spans go to its /v1/traces unless the URL has a path)
+	// or http://collector:4317 for grpc (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+	// OTEL_EXPORTER_OTLP_ENDPOINT). Default: the exporter's, on localhost.
+	// Headers, TLS and timeouts come from the other OTEL_EXPORTER_OTLP_*
+	// variables.
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the share of new traces kept, from 0 to 1
+	// (OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG). Default 1. A
+	// continued trace (server.trust_trace_context) follows its caller's
+	// sampling decision.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// Listen is its host:port, such as 127.0.0.1:9090. Default: none, and
+	// no admin listener.
+	Listen string `yaml:"listen"`
+	// Pprof serves net/http/pprof under /debug/pprof/ on it. Default false.
+	Pprof bool `yaml:"pprof"`
 }
 
 // TLS names the certificate and key the gateway serves HTTPS with. Relative

@@ -67,6 +67,7 @@ func (c *Config) validate(reported secretProblems) []error {
 	validateBackends(&p, c.Backends)
 	c.RateLimits.validate(&p)
 	c.Routes.validate(&p, c.Backends)
+	c.Telemetry.validate(&p, c.Listen)
 	return p
 }
 
@@ -691,4 +692,41 @@ func isMethodName(s string) bool {
 	service, method, ok := strings.Cut(s, "/")
 	return ok && strings.Contains(service, ".") && method != "" && !strings.ContainsAny(method, "/.") &&
 		!strings.HasPrefix(service, ".") && !strings.HasSuffix(service, ".")
+}
+
+func (t *Telemetry) validate(p *problems, listen string) {
+	tr := &t.Traces
+	switch tr.Exporter {
+	case "", ExporterOTLP, ExporterNone:
+	default:
+		p.addf("telemetry.traces.exporter", "%s is not otlp or none", quote(tr.Exporter))
+	}
+	switch tr.Protocol {
+	case "", OTLPGRPC, OTLPHTTPProtobuf:
+	default:
+		p.addf("telemetry.traces.protocol", "%s is not grpc or http/protobuf", quote(tr.Protocol))
+	}
+	if tr.Endpoint != "" {
+		if u, err := url.Parse(tr.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.addf("telemetry.traces.endpoint", "%s is not an http(s) URL", quote(tr.Endpoint))
+		}
+	}
+	if r := tr.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
+		p.addf("telemetry.traces.sample_ratio", "%v is not between 0 and 1", *r)
+	}
+	a := &t.Admin
+	if a.Listen == "" {
+		if a.Pprof {
+			p.addf("telemetry.admin.pprof", "needs telemetry.admin.listen")
+		}
+		return
+	}
+	_, port, err := net.SplitHostPort(a.Listen)
+	if err != nil || port == "" {
+		p.addf("telemetry.admin.listen", "%s is not host:port", quote(a.Listen))
+		return
+	}
+	if a.Listen == listen && port != "0" {
+		p.addf("telemetry.admin.listen", "is the public listen address; the admin listener needs its own")
+	}
 }

@@ -205,6 +205,26 @@ func TestValidationRules(t *testing.T) {
 		{name: "max_age too long", old: "max_age: 2h", new: "max_age: 48h",
 			wantErr: []string{"cors.max_age: 48h0m0s is not between 1s and 24h0m0s"}},
 
+		// telemetry.
+		{name: "telemetry: everything on", append: "telemetry:\n  access_log: false\n  traces: {exporter: otlp, protocol: grpc, endpoint: \"http://collector:4317\", sample_ratio: 0.1}\n  admin: {listen: \"127.0.0.1:9090\", pprof: true}\n"},
+		{name: "telemetry: sampling none and all", append: "telemetry:\n  traces: {exporter: none, protocol: http/protobuf, sample_ratio: 0}\n"},
+		{name: "telemetry: unknown exporter", append: "telemetry:\n  traces: {exporter: jaeger}\n",
+			wantErr: []string{`telemetry.traces.exporter: "jaeger" is not otlp or none`}},
+		{name: "telemetry: unknown protocol", append: "telemetry:\n  traces: {protocol: http/json}\n",
+			wantErr: []string{`telemetry.traces.protocol: "http/json" is not grpc or http/protobuf`}},
+		{name: "telemetry: endpoint without scheme", append: "telemetry:\n  traces: {endpoint: \"collector:4318\"}\n",
+			wantErr: []string{`telemetry.traces.endpoint: "collector:4318" is not an http(s) URL`}},
+		{name: "telemetry: sample ratio above 1", append: "telemetry:\n  traces: {sample_ratio: 10}\n",
+			wantErr: []string{"telemetry.traces.sample_ratio: 10 is not between 0 and 1"}},
+		{name: "telemetry: sample ratio not a number", append: "telemetry:\n  traces: {sample_ratio: .nan}\n",
+			wantErr: []string{"telemetry.traces.sample_ratio: NaN is not between 0 and 1"}},
+		{name: "telemetry: pprof without admin listener", append: "telemetry:\n  admin: {pprof: true}\n",
+			wantErr: []string{"telemetry.admin.pprof: needs telemetry.admin.listen"}},
+		{name: "telemetry: admin listen not host:port", append: "telemetry:\n  admin: {listen: \"9090\"}\n",
+			wantErr: []string{`telemetry.admin.listen: "9090" is not host:port`}},
+		{name: "telemetry: admin on the public address", append: "telemetry:\n  admin: {listen: \"127.0.0.1:8080\"}\n",
+			wantErr: []string{"telemetry.admin.listen: is the public listen address"}},
+
 		// rate_limits.
 		{name: "negative rate", append: "rate_limits:\n  per_ip: {rate: -1, burst: 10}\n",
 			wantErr: []string{"rate_limits.per_ip.rate: -1 is not between 0 (off) and 100000 requests a second"}},

@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Option configures a Limiter.
@@ -15,6 +17,7 @@ type options struct {
 	now      func() time.Time
 	capacity int
 	shared   Shared
+	meters   metric.MeterProvider
 }
 
 type optionFunc func(*options)
@@ -52,4 +55,11 @@ func WithClock(now func() time.Time) Option {
 // set.
 func WithCapacity(n int) Option {
 	return optionFunc(func(o *options) { o.capacity = n })
+}
+
+// WithMeterProvider sets where refusals are counted
+// (custodian.ratelimit.refusals, by limit: per_ip, per_session, login or
+// method). Default: not counted.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(o *options) { o.meters = mp })
 }

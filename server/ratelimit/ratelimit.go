@@ -20,7 +20,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
+
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // isLoginPath reports whether path is a login route. Starting and finishing
@@ -72,6 +75,8 @@ type Limiter struct {
 
 	shared Shared // nil: the buckets above decide alone
 	state  sharedState
+
+	refusals metric.Int64Counter
 }
 
 // New returns a Limiter for cfg. cookieName is the session cookie's name;
@@ -93,6 +98,8 @@ func New(cfg Config, cookieName string, trusted []netip.Prefix, opts ...Option) 
 		methods:    make(map[string]*Buckets, len(cfg.Methods)),
 		shared:     o.shared,
 	}
+	l.refusals, _ = telemetry.Meter(o.meters).Int64Counter("custodian.ratelimit.refusals",
+		metric.WithDescription("Requests refused by a rate limit, by limit (per_ip, per_session, login, method)."))
 	for procedure, limit := range cfg.Methods {
 		if b := NewBuckets(limit, o.capacity, o.now); b != nil {
 			l.methods[procedure] = b
@@ -125,6 +132,7 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 				slog.String("path", path),
 				slog.String("limit", bucket),
 				slog.Duration("retry_after", retryAfter))
+			l.refusals.Add(r.Context(), 1, metric.WithAttributes(telemetry.Limit.String(bucket)))
 			writeRefusal(w, r, retryAfter)
 			return
 		}

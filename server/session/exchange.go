@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"time"
 
 	"connectrpc.com/connect/v2"
+
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // Exchanger obtains, by RFC 8693 token exchange, a token for another
@@ -24,8 +27,10 @@ type Exchanger interface {
 // end of the session drop the kept tokens.
 func (m *Manager) ExchangedToken(ctx context.Context, s *Session, audience string) (string, error) {
 	if t, ok := m.cachedExchange(s.key, audience, s.Tokens().AccessToken); ok {
+		m.metrics.cache.Add(ctx, 1, exchangeCacheHit)
 		return t.AccessToken, nil
 	}
+	m.metrics.cache.Add(ctx, 1, exchangeCacheMis)
 	return m.exchange(ctx, s, audience, "")
 }
 
@@ -46,7 +51,7 @@ func (m *Manager) exchange(ctx context.Context, s *Session, audience, rejected s
 	flightKey := "exchange\x00" + s.key + "\x00" + audience
 	t, err := m.share(ctx, flightKey, rejected, func(ctx context.Context) (Tokens, error) {
 		return m.exchangeStored(ctx, s, audience)
-	})
+	}, kindExchange)
 	return t.AccessToken, err
 }
 
@@ -77,7 +82,7 @@ func (m *Manager) exchangeStored(ctx context.Context, s *Session, audience strin
 	if t, ok := m.cachedExchange(s.key, audience, subject); ok {
 		return t, nil // the session's token was refreshed, and exchanged already
 	}
-	t, err := m.exchanger.Exchange(ctx, subject, audience)
+	t, err := m.exchangeOnce(ctx, subject, audience)
 	if errors.Is(err, ErrRefreshRejected) {
 		// The subject token may have been replaced meanwhile (a refresh
 		// revokes the old access token at many providers): renew it and try
@@ -88,7 +93,7 @@ func (m *Manager) exchangeStored(ctx context.Context, s *Session, audience strin
 		}
 		if renewed != subject {
 			subject = renewed
-			t, err = m.exchanger.Exchange(ctx, subject, audience)
+			t, err = m.exchangeOnce(ctx, subject, audience)
 		}
 	}
 	switch {
@@ -108,6 +113,18 @@ func (m *Manager) exchangeStored(ctx context.Context, s *Session, audience strin
 	}
 	m.keepExchange(s.key, audience, subject, t)
 	return t, nil
+}
+
+// exchangeOnce asks the provider for one exchange, traced and measured.
+func (m *Manager) exchangeOnce(ctx context.Context, subject, audience string) (Tokens, error) {
+	spanCtx, span := telemetry.Start(ctx, "custodian.token_exchange")
+	start := time.Now()
+	t, err := m.exchanger.Exchange(spanCtx, subject, audience)
+	outcome := outcomeOf(err, errors.Is(err, ErrRefreshRejected))
+	span.SetAttributes(telemetry.Outcome.String(outcome))
+	telemetry.End(span, err)
+	recordProvider(ctx, m.metrics.exchanges, start, outcome)
+	return t, err
 }
 
 // live returns nil while the session under key lives, else the error its

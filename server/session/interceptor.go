@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"connectrpc.com/connect/v2"
+
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // Interceptor returns the interceptor that loads the caller's session from
@@ -33,8 +35,30 @@ func (m *Manager) Attach(ctx context.Context, header http.Header) context.Contex
 }
 
 func (m *Manager) attach(ctx context.Context, cookies []string) context.Context {
-	s, err := m.fromCookies(ctx, cookies)
+	spanCtx, span := telemetry.Start(ctx, "custodian.session")
+	s, err := m.fromCookies(spanCtx, cookies)
+	label := stateLabel(s, err)
+	if span.IsRecording() {
+		span.SetAttributes(telemetry.SessionState.String(label))
+	}
+	span.End()
+	telemetry.FromContext(ctx).SetSession(label)
 	return withState(ctx, &state{m: m, session: s, err: err})
+}
+
+// stateLabel says in a word what loading a session found, for spans and the
+// access log: active, none, unavailable, or ended: and the reason.
+func stateLabel(s *Session, err error) string {
+	switch {
+	case s != nil:
+		return "active"
+	case ReasonOf(err) == ReasonNoSession:
+		return "none"
+	case ReasonOf(err) != 0:
+		return "ended:" + reasonLabel(ReasonOf(err))
+	default:
+		return "unavailable"
+	}
 }
 
 // UserTokens returns the user's tokens for backend clients: those of the

@@ -17,7 +17,9 @@ import (
 
 	"connectrpc.com/connect/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"go.opentelemetry.io/otel/metric"
 
+	"github.com/custodian-bff/custodian/internal/telemetry"
 	"github.com/custodian-bff/custodian/server/keyring"
 )
 
@@ -49,6 +51,9 @@ type Manager struct {
 	flights map[string]*flight // refreshes in progress, by store key
 
 	anonymous state // what UserTokens acts for when no session was attached
+
+	meters  metric.MeterProvider
+	metrics instruments
 }
 
 // Option configures a Manager.
@@ -121,6 +126,7 @@ func NewManager(store Store, keys *keyring.Ring, refresher Refresher, opts ...Op
 	m.leaser, _ = store.(Leaser)
 	m.cookie = m.cookie.withDefaults()
 	m.anonymous = state{m: m}
+	m.metrics = newInstruments(m.meters)
 	return m
 }
 
@@ -167,6 +173,7 @@ func (m *Manager) Create(ctx context.Context, user User, sid string, tokens Toke
 	if err := m.store.Put(ctx, s.key, rec); err != nil {
 		return nil, nil, fmt.Errorf("session: create: %w", err)
 	}
+	m.metrics.started.Add(ctx, 1)
 	return m.cookie.cookie(id), s, nil
 }
 
@@ -370,6 +377,7 @@ func (m *Manager) end(ctx context.Context, key string, reason Reason) error {
 		m.logger.ErrorContext(ctx, "ending a session failed", "error", err)
 		return fmt.Errorf("session: end: %w", err)
 	}
+	m.metrics.ended.Add(ctx, 1, metric.WithAttributes(telemetry.Reason.String(reasonLabel(reason))))
 	return nil
 }
 

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
 // Refresher renews a session's tokens at the provider.
@@ -94,7 +97,7 @@ func (m *Manager) fresh(t Tokens) bool {
 func (m *Manager) refresh(ctx context.Context, key, stale string) (Tokens, error) {
 	return m.share(ctx, key, stale, func(ctx context.Context) (Tokens, error) {
 		return m.refreshStored(ctx, key, stale)
-	})
+	}, kindRefresh)
 }
 
 // share runs fetch as the one flight under key, or waits for the flight
@@ -103,7 +106,7 @@ func (m *Manager) refresh(ctx context.Context, key, stale string) (Tokens, error
 // caller's cancellation fails the others. A caller that gets back the stale
 // token it wanted replaced (the flight it joined started before its
 // refusal) starts one more flight.
-func (m *Manager) share(ctx context.Context, key, stale string, fetch func(context.Context) (Tokens, error)) (Tokens, error) {
+func (m *Manager) share(ctx context.Context, key, stale string, fetch func(context.Context) (Tokens, error), kind metric.AddOption) (Tokens, error) {
 	for range 2 {
 		m.mu.Lock()
 		f, ok := m.flights[key]
@@ -113,6 +116,9 @@ func (m *Manager) share(ctx context.Context, key, stale string, fetch func(conte
 			go m.fly(context.WithoutCancel(ctx), key, f, fetch)
 		}
 		m.mu.Unlock()
+		if ok {
+			m.metrics.joined.Add(ctx, 1, kind)
+		}
 		select {
 		case <-f.done:
 		case <-ctx.Done():
@@ -333,7 +339,13 @@ func (m *Manager) redeem(ctx context.Context, key string, rec Record, p payload,
 	renewed := held
 	if !m.usable(held, stale) {
 		var err error
-		renewed, err = m.refresher.Refresh(ctx, held.RefreshToken)
+		spanCtx, span := telemetry.Start(ctx, "custodian.refresh")
+		start := time.Now()
+		renewed, err = m.refresher.Refresh(spanCtx, held.RefreshToken)
+		outcome := outcomeOf(err, errors.Is(err, ErrRefreshRejected))
+		span.SetAttributes(telemetry.Outcome.String(outcome))
+		telemetry.End(span, err)
+		recordProvider(ctx, m.metrics.refreshes, start, outcome)
 		if errors.Is(err, ErrRefreshRejected) {
 			m.logger.InfoContext(ctx, "provider refused the refresh token: ending the session", "error", err)
 			m.unsaved.Remove(key)
