@@ -999,8 +999,22 @@ func (p *process) tail(n int64) string {
 }
 
 // logLine returns the first JSON log line of request id whose text holds
-// want, "" if there is none.
+// want, "" if there is none. The gateway writes its log every 100 ms:
+// logLine looks again for up to logWait before it gives up.
 func (p *process) logLine(id, want string) string {
+	deadline := time.Now().Add(logWait)
+	for {
+		if line := p.findLogLine(id, want); line != "" || time.Now().After(deadline) {
+			return line
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// logWait bounds logLine's wait for a line.
+const logWait = 3 * time.Second
+
+func (p *process) findLogLine(id, want string) string {
 	b, err := os.ReadFile(p.log)
 	if err != nil {
 		return ""
