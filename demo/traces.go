@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,6 +111,9 @@ func (r *SpanRecorder) OnEnd(s sdktrace.ReadOnlySpan) {
 			}
 		}
 	}
+	if span.Kind == trace.SpanKindClient {
+		span.Name, span.Attributes = backendCallName(span.Name), withoutMethod(span.Attributes)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	spans, _ := r.traces.Get(sc.TraceID())
@@ -121,6 +125,19 @@ func (r *SpanRecorder) OnEnd(s sdktrace.ReadOnlySpan) {
 		close(r.requestCh)
 		r.requestCh = make(chan struct{})
 	}
+}
+
+// backendCallName names a backend call by its bare method: the page shows
+// which backend was called (custodian.backend) and how it answered, never
+// the backend's own schema (package and service), as no answer of the
+// gateway does.
+func backendCallName(procedure string) string {
+	return procedure[strings.LastIndexByte(procedure, '/')+1:]
+}
+
+// withoutMethod drops rpc.method, which names the backend's service.
+func withoutMethod(attrs []attribute.KeyValue) []attribute.KeyValue {
+	return slices.DeleteFunc(attrs, func(kv attribute.KeyValue) bool { return kv.Key == "rpc.method" })
 }
 
 // Shutdown does nothing: there is nothing to flush.

@@ -61,6 +61,7 @@ async function wantNoSecrets(page: Page, context: BrowserContext, what: string):
   const session = (await context.cookies(gateway.publicUrl)).find((c) => c.name === SESSION_COOKIE);
   if (session) assert.ok(!html.includes(session.value), `${what}: the page shows the session cookie`);
   assert.doesNotMatch(html, /\.acme\.internal/, `${what}: the page shows an internal host`);
+  assert.doesNotMatch(html, /acme\.(orders|profiles|loyalty|catalog)\./, `${what}: the page shows a backend's schema`);
   assert.doesNotMatch(html, /eyJ[A-Za-z0-9_-]{10,}/, `${what}: the page shows a token`);
 }
 
