@@ -157,7 +157,11 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 		return nil, err
 	}
 
-	obs, err := observe.New(observe.WithLogger(logger), observe.WithMeterProvider(tel.meters), observe.WithAccessLog(cfg.Telemetry.AccessLog == nil || *cfg.Telemetry.AccessLog))
+	obsOpts := []observe.Option{observe.WithLogger(logger), observe.WithMeterProvider(tel.meters)}
+	if on := cfg.Telemetry.AccessLog; on != nil {
+		obsOpts = append(obsOpts, observe.WithAccessLog(*on))
+	}
+	obs, err := observe.New(obsOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("custodian: %w", err)
 	}

@@ -103,7 +103,7 @@ type Config struct {
 type Telemetry struct {
 	// AccessLog writes one line per browser-facing call (method, code,
 	// duration, request and trace id, backends called, session state).
-	// Default true.
+	// Default (nil): on, as observe.WithAccessLog says.
 	AccessLog *bool `yaml:"access_log"`
 	// Traces exports spans with OTLP.
 	Traces Traces `yaml:"traces"`

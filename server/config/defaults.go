@@ -50,11 +50,6 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&s.MaxConcurrentStreams, limits.MaxConcurrentStreams)
 	setDefault(&s.ShutdownTimeout, limits.ShutdownTimeout)
 
-	if c.Telemetry.AccessLog == nil {
-		on := true
-		c.Telemetry.AccessLog = &on
-	}
-
 	o := &c.OIDC
 	if len(o.Scopes) == 0 {
 		o.Scopes = defaultScopes()
