@@ -23,8 +23,10 @@ const storeBodyLimit = 16 << 10
 // MountStore mounts the Acme store's browser-facing services on gw through
 // the public API, as a team's own code would: ProductService needs a
 // backend named "catalog", AccountService also "profiles", "orders" and
-// "loyalty". What cannot be served is logged and left out.
-func MountStore(gw *custodian.Gateway) error {
+// "loyalty". What cannot be served is logged and left out. opts come after
+// the store's own (logger and page tokens), so they can change the rest,
+// such as how long an optional section may take.
+func MountStore(gw *custodian.Gateway, opts ...storefront.Option) error {
 	logger := gw.Logger()
 	catalogClient, err := custodian.Client(gw, "catalog", catalogv1connect.NewCatalogServiceClient)
 	if err != nil {
@@ -37,7 +39,7 @@ func MountStore(gw *custodian.Gateway) error {
 	}
 	// The gateway's sealer, on its session keys, so the page tokens a
 	// browser gets work on every replica and after a restart.
-	opts := []storefront.Option{storefront.WithLogger(logger), storefront.WithPageTokens(gw.PageTokens())}
+	opts = append([]storefront.Option{storefront.WithLogger(logger), storefront.WithPageTokens(gw.PageTokens())}, opts...)
 	products := storefront.NewProductService(catalog, opts...)
 	if err := gw.Mount(func(s *connect.Server) {
 		storefrontv1connect.RegisterProductServiceHandler(s, products)

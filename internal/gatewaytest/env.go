@@ -26,6 +26,7 @@ import (
 	"connectrpc.com/connect/v2"
 
 	"github.com/custodian-bff/custodian"
+	"github.com/custodian-bff/custodian/aggregators/storefront"
 	"github.com/custodian-bff/custodian/demo"
 	"github.com/custodian-bff/custodian/server/config"
 )
@@ -87,6 +88,7 @@ type envConfig struct {
 	configure      []func(*config.Config)
 	options        []func(*Env) custodian.Option
 	mounts         []func(*Env, *custodian.Gateway) error
+	store          []storefront.Option
 }
 
 // Option configures an Env.
@@ -136,6 +138,11 @@ func WithHandler(pattern string, handler http.Handler) Option {
 // services, inside its own, as custodian.WithInterceptors does.
 func WithInterceptors(interceptors ...connect.ServerInterceptor) Option {
 	return WithGatewayOption(custodian.WithInterceptors(interceptors...))
+}
+
+// WithStoreOptions passes opts to demo.MountStore, after its own.
+func WithStoreOptions(opts ...storefront.Option) Option {
+	return func(c *envConfig) { c.store = append(c.store, opts...) }
 }
 
 // WithMount mounts services on the gateway once it is built, after the
@@ -281,7 +288,7 @@ func (e *Env) serve(t testing.TB, ln net.Listener, c *envConfig, gwOpts []custod
 		return
 	}
 	e.Gateway = gw
-	if err := demo.MountStore(gw); err != nil {
+	if err := demo.MountStore(gw, c.store...); err != nil {
 		fail(err)
 		return
 	}
