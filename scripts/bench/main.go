@@ -71,6 +71,9 @@ type options struct {
 	// telemetry are the gateway's telemetry variants, in the order each
 	// round runs them (--telemetry).
 	telemetry []string
+	// profile is where each measured run's CPU profile of the gateway is
+	// written (--profile); empty, none is taken.
+	profile string
 }
 
 // parseFlags reads args into options.
@@ -85,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	routes := flags.Bool("routes", true, "add the config-only routes of examples/routes (path route needs them)")
 	jsonPath := flags.String("json", "", "also write every run's raw results to this `file` as JSON")
 	telemetry := flags.String("telemetry", telemetryOff, "the gateway's telemetry `variant`: off, on (OTLP traces at 10 % to a sink, /metrics scraped), nolog (access log off), both (off,on), all (off,on,nolog), or a list; several interleave by round")
+	profile := flags.String("profile", "", "write a CPU profile of the gateway over each measured run into this `directory` (the gateway runs with --pprof)")
 	if err := flags.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -104,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	default:
 		return options{}, fmt.Errorf("--backends %q: want demo, canned or both", *backends)
 	}
+	o.profile = *profile
 	if o.smoke {
 		o.duration, o.rounds = time.Second, 1
 	}

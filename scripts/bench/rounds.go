@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"time"
@@ -37,7 +38,7 @@ func measureWorld(ctx context.Context, o options, bins binaries, mode string, ti
 		}
 		defer sink.close()
 	}
-	w, err := startWorld(ctx, bins, mode, o.telemetry[0], sink, progress)
+	w, err := startWorld(ctx, bins, mode, o.telemetry[0], sink, o.profile, progress)
 	if err != nil {
 		return rep, err
 	}
@@ -92,7 +93,7 @@ func measureWorld(ctx context.Context, o options, bins binaries, mode string, ti
 				}
 			}
 			for _, p := range measured {
-				r, err := measurePath(ctx, o, w, p, seconds, ticks)
+				r, err := measurePath(ctx, o, w, p, round, seconds, ticks)
 				if err != nil {
 					return rep, fmt.Errorf("%s, round %d, telemetry %s: %w", p.Label, round, variant, err)
 				}
@@ -134,7 +135,7 @@ func checkKey(path, variant string, multi bool) string {
 
 // measurePath warms up (unless smoke) and measures one run of p, reading
 // the paying process's CPU time just before and just after it.
-func measurePath(ctx context.Context, o options, w *world, p benchPath, seconds int, ticks int64) (runResult, error) {
+func measurePath(ctx context.Context, o options, w *world, p benchPath, round, seconds int, ticks int64) (runResult, error) {
 	target, headers, cpu, err := p.target(ctx, w)
 	if err != nil {
 		return runResult{}, err
@@ -154,7 +155,18 @@ func measurePath(ctx context.Context, o options, w *world, p benchPath, seconds 
 	if err != nil {
 		return runResult{}, err
 	}
+	var profiled chan error
+	if w.profileDir != "" && w.gatewayAdmin != "" {
+		profiled = make(chan error, 1)
+		name := fmt.Sprintf("%s-%s-%s-r%d.pprof", w.mode, p.Key, w.variant, round)
+		go func() { profiled <- w.profile(ctx, seconds, filepath.Join(w.profileDir, name)) }()
+	}
 	res, raw, err := runWrk(ctx, seconds, target, headers)
+	if profiled != nil {
+		if perr := <-profiled; err == nil && perr != nil {
+			err = fmt.Errorf("CPU profile: %w", perr)
+		}
+	}
 	if err != nil {
 		return runResult{}, err
 	}

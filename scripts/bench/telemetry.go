@@ -84,12 +84,17 @@ func gatewayEnv(variant, endpoint string) []string {
 }
 
 // gatewayArgs returns the gateway's extra flags for variant: on has an
-// admin listener on an ephemeral loopback port.
-func gatewayArgs(variant string) []string {
-	if variant == telemetryOn {
-		return []string{"--admin-addr", "127.0.0.1:0"}
+// admin listener on an ephemeral loopback port, and so has a gateway to
+// profile, with pprof on it.
+func gatewayArgs(variant string, profile bool) []string {
+	var args []string
+	if variant == telemetryOn || profile {
+		args = append(args, "--admin-addr", "127.0.0.1:0")
 	}
-	return nil
+	if profile {
+		args = append(args, "--pprof")
+	}
+	return args
 }
 
 // withoutAccessLog returns the configuration data with

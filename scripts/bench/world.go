@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -49,6 +50,9 @@ type world struct {
 	// gateways sent. Both nil unless on is measured.
 	sink *traceSink
 	tel  *telemetryReport
+	// profileDir receives a CPU profile of the gateway per measured run
+	// (--profile); the gateway then has an admin listener with pprof.
+	profileDir string
 }
 
 // gatewayConfig is what the harness reads from the configuration
@@ -78,12 +82,12 @@ func (c gatewayConfig) backend(name string) (url, audience string, err error) {
 
 // startWorld starts a world in mode, its gateway with the telemetry of
 // variant (traces to sink with on); close it with close, also on error.
-func startWorld(ctx context.Context, bins binaries, mode, variant string, sink *traceSink, progress func(string, ...any)) (w *world, err error) {
+func startWorld(ctx context.Context, bins binaries, mode, variant string, sink *traceSink, profile string, progress func(string, ...any)) (w *world, err error) {
 	dir, err := os.MkdirTemp("", "custodian-bench-"+mode+"-")
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	w = &world{mode: mode, dir: dir, bins: bins, sink: sink}
+	w = &world{mode: mode, dir: dir, bins: bins, sink: sink, profileDir: profile}
 	if sink != nil {
 		ratio, _ := strconv.ParseFloat(sampleRatio, 64)
 		w.tel = &telemetryReport{SampleRatio: ratio}
@@ -161,7 +165,7 @@ func (w *world) startGateway(ctx context.Context, variant string) (err error) {
 		endpoint = w.sink.endpoint()
 	}
 	w.started++
-	args := append([]string{"--config", config, "--addr", "127.0.0.1:" + w.port, "--log-json"}, gatewayArgs(variant)...)
+	args := append([]string{"--config", config, "--addr", "127.0.0.1:" + w.port, "--log-json"}, gatewayArgs(variant, w.profileDir != "")...)
 	log := filepath.Join(w.dir, fmt.Sprintf("gateway-%d-%s.log", w.started, variant))
 	if w.gateway, err = startProcess("custodian", w.bins.gateway, args, gatewayEnv(variant, endpoint), log, ""); err != nil {
 		return err
@@ -179,7 +183,7 @@ func (w *world) startGateway(ctx context.Context, variant string) (err error) {
 	if listening.Listen != "127.0.0.1:"+w.port {
 		return fmt.Errorf("the gateway listens at %s, want 127.0.0.1:%s", listening.Listen, w.port)
 	}
-	if (listening.Admin != "") != (variant == telemetryOn) {
+	if (listening.Admin != "") != (variant == telemetryOn || w.profileDir != "") {
 		return fmt.Errorf("the gateway with telemetry %s has admin listener %q", variant, listening.Admin)
 	}
 	w.gatewayAdmin = listening.Admin
@@ -220,6 +224,32 @@ func (w *world) scrape(ctx context.Context) error {
 	w.tel.Scrapes++
 	w.tel.ScrapeBytes, w.tel.ScrapeSeries = st.Bytes, st.Series
 	return nil
+}
+
+// profile writes a CPU profile of the gateway over the next seconds to
+// path, from its admin listener's pprof.
+func (w *world) profile(ctx context.Context, seconds int, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", w.gatewayAdmin, seconds)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, res.Status)
+	}
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 // writeConfig writes the gateway's configuration: custodian-demo's,
