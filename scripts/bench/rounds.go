@@ -156,7 +156,7 @@ func measurePath(ctx context.Context, o options, w *world, p benchPath, round, s
 		return runResult{}, err
 	}
 	var profiled chan error
-	if w.profileDir != "" && w.gatewayAdmin != "" {
+	if w.profileDir != "" && w.gatewayAdmin != "" && cpu == w.gateway {
 		profiled = make(chan error, 1)
 		name := fmt.Sprintf("%s-%s-%s-r%d.pprof", w.mode, p.Key, w.variant, round)
 		go func() { profiled <- w.profile(ctx, seconds, filepath.Join(w.profileDir, name)) }()
