@@ -16,8 +16,10 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/custodian-bff/custodian/internal/telemetry"
+	"github.com/custodian-bff/custodian/internal/tracecontext"
 )
 
 // Protocol is the wire protocol a backend speaks.
@@ -195,15 +197,23 @@ func New(spec Spec, opts ...Option) (*Backend, error) {
 		logger:  o.logger,
 	}
 	// Outermost, so its span and duration cover the token and every attempt.
+	// It runs only where it has something to record, metrics or a sampled
+	// span: otherwise it built attributes nobody read on every call, and
+	// propagate gives the backend the caller's trace context instead.
+	meters := meterProvider(o.meters)
+	_, unmetered := meters.(noop.MeterProvider)
 	observe, err := otelconnect.NewClientInterceptor(
 		otelconnect.WithTracerProvider(telemetry.CallTracerProvider()),
-		otelconnect.WithMeterProvider(meterProvider(o.meters)),
+		otelconnect.WithMeterProvider(meters),
 		otelconnect.WithPropagator(propagation.TraceContext{}),
+		otelconnect.WithFilter(func(ctx context.Context, _ connect.Spec) bool {
+			return !unmetered || trace.SpanFromContext(ctx).IsRecording()
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: telemetry: %w", spec.Name, err)
 	}
-	client := connect.NewClient(connecthttp.NewTransport(o.httpClient, spec.URL, transportOpts...), observe, out.intercept)
+	client := connect.NewClient(connecthttp.NewTransport(o.httpClient, spec.URL, transportOpts...), observe, propagate, out.intercept)
 	return &Backend{name: spec.Name, client: client}, nil
 }
 
@@ -214,6 +224,24 @@ func (b *Backend) Name() string { return b.name }
 // speaks the backend's protocol and gives every call its timeout, token,
 // request id, trace context and circuit breaker.
 func (b *Backend) Client() *connect.Client { return b.client }
+
+// propagate writes the trace context of ctx into a backend call's request
+// header unless otelconnect already wrote its own span's.
+func propagate(next connect.ClientFunc) connect.ClientFunc {
+	return func(ctx context.Context, spec connect.Spec) (connect.ClientStream, error) {
+		info, ok := connect.CallInfoForClientContext(ctx)
+		if !ok {
+			ctx, info = connect.NewClientContext(ctx)
+		}
+		if info.RequestHeader().Get(traceparentHeader) == "" {
+			tracecontext.Inject(ctx, info.RequestHeader())
+		}
+		return next(ctx, spec)
+	}
+}
+
+// traceparentHeader carries the W3C trace context.
+const traceparentHeader = "traceparent"
 
 // meterProvider returns mp, or a no-op provider when it is nil.
 func meterProvider(mp metric.MeterProvider) metric.MeterProvider {

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/custodian-bff/custodian/internal/jsonenc"
 )
 
 // maxNesting bounds how deeply nested a request message may be. The
@@ -34,8 +36,33 @@ func codecs() []connecthttp.Option {
 	json.UnmarshalOptions.RecursionLimit = maxNesting
 	return []connecthttp.Option{
 		connecthttp.WithCompressors(connectgzip.New(connectgzip.WithLevel(gzip.BestSpeed))),
-		connecthttp.WithCodecs(sharedCodec{protoCodec{binary}}, sharedCodec{json}),
+		connecthttp.WithCodecs(sharedCodec{protoCodec{binary}}, sharedCodec{jsonCodec{json}}),
 	}
+}
+
+// jsonCodec is connect-go's JSON codec that writes answers with jsonenc,
+// which writes what protojson writes at about half its CPU and without its
+// per-field allocations; what jsonenc leaves to protojson goes to it.
+type jsonCodec struct{ *connectproto.JSONCodec }
+
+func (c jsonCodec) MarshalWrite(ctx context.Context, dst io.Writer, msg any) error {
+	m, ok := msg.(proto.Message)
+	if !ok {
+		return c.JSONCodec.MarshalWrite(ctx, dst, msg)
+	}
+	var buf []byte
+	if ab, ok := dst.(interface{ AvailableBuffer() []byte }); ok {
+		buf = ab.AvailableBuffer()
+	}
+	out, err := jsonenc.AppendMessage(buf, m)
+	if errors.Is(err, jsonenc.ErrUnsupported) {
+		return c.JSONCodec.MarshalWrite(ctx, dst, msg)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = dst.Write(out)
+	return err
 }
 
 // protoCodec is connect-go's binary codec that also bounds the nesting of

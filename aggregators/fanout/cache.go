@@ -29,9 +29,11 @@ type Cache[K comparable, V any] struct {
 
 	name    attribute.KeyValue
 	lookups metric.Int64Counter
-	hit     metric.AddOption
-	miss    metric.AddOption
-	joined  metric.AddOption
+	// The options of each result, kept as slices: passing a slice on
+	// allocates nothing, a fresh variadic argument does on every lookup.
+	hit    []metric.AddOption
+	miss   []metric.AddOption
+	joined []metric.AddOption
 }
 
 // CacheOption configures a Cache.
@@ -83,8 +85,8 @@ func NewCache[K comparable, V any](size int, ttl time.Duration, now func() time.
 	}
 	c := &Cache[K, V]{ttl: ttl, now: now, lru: l, name: telemetry.CacheName.String(o.name)}
 	c.lookups = telemetry.CacheLookups(telemetry.Meter(o.meters))
-	result := func(r string) metric.AddOption {
-		return metric.WithAttributeSet(attribute.NewSet(c.name, telemetry.Cache.String(r)))
+	result := func(r string) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(c.name, telemetry.Cache.String(r)))}
 	}
 	c.hit, c.miss, c.joined = result("hit"), result("miss"), result("joined")
 	return c, nil
@@ -114,9 +116,9 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 func (c *Cache[K, V]) Lookup(ctx context.Context, key K) (V, bool) {
 	v, ok := c.Get(key)
 	if ok {
-		c.lookups.Add(ctx, 1, c.hit)
+		c.lookups.Add(ctx, 1, c.hit...)
 	} else {
-		c.lookups.Add(ctx, 1, c.miss)
+		c.lookups.Add(ctx, 1, c.miss...)
 	}
 	return v, ok
 }
@@ -159,7 +161,7 @@ func (c *Cache[K, V]) RemoveIf(pred func(K) bool) int {
 // Fetch that joins a co.Do call started elsewhere gets its value uncached.
 func Fetch[K comparable, V any](ctx context.Context, c *Cache[K, V], co *Coalescer[K, V], key K, fn func(ctx context.Context) (V, error)) (V, error) {
 	if v, ok := c.Get(key); ok {
-		c.lookups.Add(ctx, 1, c.hit)
+		c.lookups.Add(ctx, 1, c.hit...)
 		if span := trace.SpanFromContext(ctx); span.IsRecording() {
 			_, hit := telemetry.Start(ctx, "custodian.cache", c.name, telemetry.Cache.String("hit"))
 			hit.End()
@@ -172,7 +174,7 @@ func Fetch[K comparable, V any](ctx context.Context, c *Cache[K, V], co *Coalesc
 	if joined {
 		result, add = "joined", c.joined
 	}
-	c.lookups.Add(ctx, 1, add)
+	c.lookups.Add(ctx, 1, add...)
 	if span.IsRecording() {
 		span.SetAttributes(telemetry.Cache.String(result))
 	}

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
 
+	"github.com/custodian-bff/custodian/internal/cookieheader"
 	"github.com/custodian-bff/custodian/internal/telemetry"
 )
 
@@ -222,15 +223,16 @@ func (l *Limiter) sessionKey(r *http.Request) (string, bool) {
 	if l.cookieName == "" {
 		return "", false
 	}
-	for _, c := range r.CookiesNamed(l.cookieName) {
-		if c.Value != "" {
-			var buf [128]byte
-			sum := sha256.Sum256(append(append(buf[:0], sessionDigestContext...), c.Value...))
-			return base64.RawURLEncoding.EncodeToString(sum[:]), true
-		}
+	v, ok := cookieheader.First(r.Header["Cookie"], l.cookieName, nonEmpty)
+	if !ok {
+		return "", false
 	}
-	return "", false
+	var buf [128]byte
+	sum := sha256.Sum256(append(append(buf[:0], sessionDigestContext...), v...))
+	return base64.RawURLEncoding.EncodeToString(sum[:]), true
 }
+
+func nonEmpty(v string) bool { return v != "" }
 
 // addrKey is the per-address key: the address itself for IPv4, its /64
 // for IPv6, since one subscriber is routinely given a whole /64 and could

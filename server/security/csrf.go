@@ -7,6 +7,8 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
+
+	"github.com/custodian-bff/custodian/internal/cookieheader"
 )
 
 // CSRFHeader is the custom header that proves a request comes from a
@@ -62,8 +64,7 @@ func (g *Guard) OriginAllowed(header http.Header) bool {
 }
 
 func (g *Guard) hasSession(h header) bool {
-	lines := h.Values("Cookie")
-	return len(lines) > 0 && len((&http.Request{Header: http.Header{"Cookie": lines}}).CookiesNamed(g.cookieName)) > 0
+	return cookieheader.Has(h.Values("Cookie"), g.cookieName)
 }
 
 // Interceptor applies the guard to every RPC; a refused call gets

@@ -7,6 +7,8 @@ import (
 
 	connectcors "connectrpc.com/cors"
 	"github.com/rs/cors"
+
+	"github.com/custodian-bff/custodian/internal/cookieheader"
 )
 
 // Headers sets the headers every answer carries: no MIME sniffing, no
@@ -29,7 +31,7 @@ func Headers(cookieName string, tls bool) func(http.Handler) http.Handler {
 			if tls {
 				h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 			}
-			cw := &cacheControlWriter{ResponseWriter: w, private: len(r.CookiesNamed(cookieName)) > 0}
+			cw := &cacheControlWriter{ResponseWriter: w, private: cookieheader.Has(r.Header["Cookie"], cookieName)}
 			next.ServeHTTP(cw, r)
 			// An answer nobody wrote is sent after this returns, with the
 			// headers as they are now.

@@ -3,6 +3,8 @@ package session
 import (
 	"encoding/base64"
 	"net/http"
+
+	"github.com/custodian-bff/custodian/internal/cookieheader"
 )
 
 // idBytes is the entropy of a session id: 256 bits from crypto/rand.
@@ -51,12 +53,8 @@ func (c Cookie) idFrom(lines []string) string {
 	}
 	// http.Request's parser is lenient: a malformed cookie of another
 	// application on the same site does not hide ours.
-	for _, ck := range (&http.Request{Header: http.Header{"Cookie": lines}}).CookiesNamed(c.Name) {
-		if wellFormedID(ck.Value) {
-			return ck.Value
-		}
-	}
-	return ""
+	id, _ := cookieheader.First(lines, c.Name, wellFormedID)
+	return id
 }
 
 // wellFormedID reports whether v looks like an id we issued, so that junk is
