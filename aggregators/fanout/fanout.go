@@ -146,7 +146,7 @@ func (g *Group[L]) start(task func()) {
 	g.pending = task
 	g.mu.Unlock()
 	if prev != nil {
-		go prev()
+		spawn(prev)
 	}
 }
 
@@ -258,7 +258,7 @@ func settle[L comparable, T any](g *Group[L], p Part[L], slot int, r *Result[T],
 		if i == len(next)-1 {
 			task()
 		} else {
-			go task()
+			spawn(task)
 		}
 	}
 }
