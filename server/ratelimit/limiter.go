@@ -79,12 +79,32 @@ func (b *Buckets) bucket(key string) *rate.Limiter {
 	if lim, ok := b.cache.Get(key); ok {
 		return lim
 	}
+	b.sweep(sweepPerNewKey)
 	// Another request may have added the key meanwhile: keep its bucket.
 	fresh := rate.NewLimiter(b.limit, b.burst)
 	if lim, found, _ := b.cache.PeekOrAdd(key, fresh); found {
 		return lim
 	}
 	return fresh
+}
+
+// sweepPerNewKey is how many refilled buckets a new key may drop.
+const sweepPerNewKey = 4
+
+// sweep drops up to n of the least recently used buckets that are full
+// again: a forgotten key starts with a full bucket, so nothing changes for
+// it, and the buckets of clients and sessions long gone leave as new ones
+// come instead of when the cache is full. It stops at the first bucket
+// still refilling.
+func (b *Buckets) sweep(n int) {
+	now := b.now()
+	for range n {
+		key, lim, ok := b.cache.GetOldest()
+		if !ok || lim.TokensAt(now) < float64(b.burst) {
+			return
+		}
+		b.cache.Remove(key)
+	}
 }
 
 // take takes one token from every bucket at now, or from none: when one of

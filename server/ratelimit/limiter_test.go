@@ -183,3 +183,30 @@ func TestNilBucketsAllow(t *testing.T) {
 		t.Error("negative rate: want nil (off) buckets")
 	}
 }
+
+// TestBucketsForgetRefilledKeys checks that the buckets of keys gone
+// quiet leave as new keys come, once they are full again (which changes
+// nothing for them), and that a bucket still refilling is kept.
+func TestBucketsForgetRefilledKeys(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	b := ratelimit.NewBuckets(ratelimit.Limit{Rate: 1, Burst: 2}, 1000, clock.Now)
+	for i := range 20 {
+		b.Allow(fmt.Sprintf("gone-%d", i))
+	}
+	if got := b.Len(); got != 20 {
+		t.Fatalf("Len = %d, want 20: no bucket is full again yet", got)
+	}
+	clock.Advance(2 * time.Second) // every bucket is full again
+	b.Allow("hammer")
+	b.Allow("hammer") // empty: it must stay
+	for i := range 5 {
+		b.Allow(fmt.Sprintf("new-%d", i))
+	}
+	if got := b.Len(); got != 6 {
+		t.Errorf("Len = %d, want 6: the 20 refilled buckets forgotten, hammer and 5 new kept", got)
+	}
+	if ok, _ := b.Allow("hammer"); ok {
+		t.Error("the emptied bucket was forgotten: a request was allowed")
+	}
+}

@@ -327,6 +327,9 @@ var enders = []struct {
 	}, session.ReasonTokenRejected},
 }
 
+// TestEndDropsExchangedTokens checks that however a session ends, its
+// exchanged tokens and its opened payload (its own tokens, decrypted) leave
+// the manager's caches at once.
 func TestEndDropsExchangedTokens(t *testing.T) {
 	t.Parallel()
 	for _, c := range enders {
@@ -338,7 +341,14 @@ func TestEndDropsExchangedTokens(t *testing.T) {
 			if tok, err := e.m.ExchangedToken(t.Context(), s, aud); err != nil || tok != exToken(1, original) {
 				t.Fatalf("ExchangedToken = %q, %v", tok, err)
 			}
+			if !e.m.HoldsOpened(s.Key()) {
+				t.Fatal("the loaded session's opened payload is not cached")
+			}
 			c.end(t, e, s)
+			// Its tokens leave memory with it.
+			if e.m.HoldsOpened(s.Key()) {
+				t.Error("the ended session's opened payload, with its tokens, is still cached")
+			}
 
 			// The next request with the cookie learns why.
 			e.wantEnded(t, h, c.reason)

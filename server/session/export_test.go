@@ -37,3 +37,7 @@ func WithLeaseTTL(d time.Duration) Option {
 
 // LeaseName exposes leaseName: the refresh lease of the session under key.
 var LeaseName = leaseName
+
+// HoldsOpened reports whether the cache of opened payloads (the session's
+// tokens, decrypted) holds the session under key.
+func (m *Manager) HoldsOpened(key string) bool { return m.opened.Contains(key) }

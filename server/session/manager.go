@@ -367,8 +367,11 @@ func (m *Manager) revoke(ctx context.Context, refreshTokens []string) {
 }
 
 func (m *Manager) end(ctx context.Context, key string, reason Reason) error {
+	// The session's tokens leave memory with it, not when the caches are
+	// full.
 	m.dropExchanged(key)
 	m.unsaved.Remove(key)
+	m.opened.Remove(key)
 	now := m.now()
 	// A tombstone lives as long as an idle session would have, long enough
 	// for the browser's next call to learn the reason.

@@ -70,7 +70,27 @@ func (s *MemoryStore) Put(_ context.Context, key string, rec Record) error {
 		addIndex(s.bySubject, rec.Subject, key)
 		addIndex(s.bySID, rec.SID, key)
 	}
+	s.sweep(sweepPerPut)
 	return nil
+}
+
+// sweepPerPut is how many expired records a Put may drop. Every session
+// begins and ends with a Put, so records expire at least as fast as they
+// come: without it, the tombstones of signed-out sessions and the sealed
+// tokens of sessions nobody came back to stayed until the store was full.
+const sweepPerPut = 8
+
+// sweep drops up to n expired records, the least recently used first,
+// stopping at the first one that has not expired. Called with s.mu held.
+func (s *MemoryStore) sweep(n int) {
+	now := s.now()
+	for range n {
+		key, rec, ok := s.lru.GetOldest()
+		if !ok || now.Before(rec.Expires) {
+			return
+		}
+		s.lru.Remove(key)
+	}
 }
 
 // Touch updates LastSeen and Expires of a live record.

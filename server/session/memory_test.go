@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -177,5 +178,47 @@ func TestMemoryStoreDefaultClock(t *testing.T) {
 		if _, err := s.Get(t.Context(), "k"); (err == nil) != c.found {
 			t.Errorf("%s: Get = %v, want found %v", c.name, err, c.found)
 		}
+	}
+}
+
+// TestMemoryStoreDropsExpiredRecords checks that records nobody reads
+// again (the tombstones of signed-out sessions, sessions whose users never
+// came back) leave the store as new ones come, rather than when it is
+// full.
+func TestMemoryStoreDropsExpiredRecords(t *testing.T) {
+	t.Parallel()
+	s, clock := newMemoryStore(t, 1000)
+	ctx := t.Context()
+	for i := range 20 {
+		if err := s.Put(ctx, fmt.Sprintf("old-%02d", i), memRecord(clock, "alice", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, "fresh", memRecord(clock, "bob", "")); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing has expired yet: nothing is dropped.
+	if got := s.Len(); got != 21 {
+		t.Fatalf("Len = %d before expiry, want 21", got)
+	}
+	clock.Advance(31 * time.Minute) // every record above has expired
+	for i := range 5 {
+		if err := s.Put(ctx, fmt.Sprintf("new-%d", i), memRecord(clock, "carol", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Len(); got != 5 {
+		t.Errorf("Len = %d after 5 new records, want 5: the 21 expired ones dropped", got)
+	}
+	// The sweep stops at the first record that has not expired.
+	clock.Advance(time.Minute)
+	if err := s.Put(ctx, "another", memRecord(clock, "dave", "")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Len(); got != 6 {
+		t.Errorf("Len = %d, want 6: no live record dropped", got)
+	}
+	if keys, err := s.Find(ctx, "alice", ""); err != nil || len(keys) != 0 {
+		t.Errorf("Find(alice) = %v, %v; want nothing left in the index", keys, err)
 	}
 }
