@@ -14,6 +14,10 @@
 #                                 metrics on or off, or interleaved (docs/bench.md)
 #   --json FILE                   also every run's raw results, as JSON
 #   --smoke                       1 s per path, exit 1 unless all answered right
+#   --profile DIR                 a CPU profile of the gateway per measured run
+#   --soak 30m [--soak-load 0.5]  instead: half the peak rate on a mix of paths,
+#                                 with sign-ins and sign-outs; heap, RSS and
+#                                 goroutines must stay flat (not in CI)
 #
 # docs/bench.md explains the columns and the two backend modes. Needs wrk
 # (apt-get install wrk).

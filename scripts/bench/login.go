@@ -107,6 +107,9 @@ func (b *browser) redirect(ctx context.Context, method, target string, form url.
 // gateway's callback, which sets the cookie.
 func signIn(ctx context.Context, public, user, password string) (string, error) {
 	b := newBrowser()
+	// Its connections are not used again: closed, they leave nothing
+	// behind in the gateway (a soak signs in every few seconds).
+	defer b.client.CloseIdleConnections()
 	authorize, err := b.redirect(ctx, http.MethodGet, public+"/auth/login?return_to=/", nil)
 	if err != nil {
 		return "", fmt.Errorf("sign-in: %w", err)
@@ -134,6 +137,61 @@ func signIn(ctx context.Context, public, user, password string) (string, error) 
 		return "", fmt.Errorf("sign-in: the gateway set no %s cookie", sessionCookie)
 	}
 	return cookie, nil
+}
+
+// signOut signs out the session whose cookie value is cookie, as a page of
+// the gateway's would: POST /auth/logout with the cookie, X-CSRF: 1 and
+// the gateway's origin. The gateway ends the session, clears the cookie
+// and sends the browser to the provider's end-session endpoint, which is
+// followed (it ends the provider's session and sends the browser back).
+func signOut(ctx context.Context, public, cookie string) error {
+	b := newBrowser()
+	defer b.client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, public+"/auth/logout", nil)
+	if err != nil {
+		return fmt.Errorf("sign-out: %w", err)
+	}
+	req.Header.Set("X-CSRF", "1")
+	req.Header.Set("Origin", public)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookie})
+	res, err := b.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("sign-out: %w", err)
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	res.Body.Close()
+	if err != nil {
+		return fmt.Errorf("sign-out: %w", err)
+	}
+	if res.StatusCode != http.StatusSeeOther {
+		return fmt.Errorf("sign-out: POST /auth/logout: %s, want 303 See Other; body: %.300s", res.Status, body)
+	}
+	cleared := false
+	for _, c := range res.Cookies() {
+		cleared = cleared || (c.Name == sessionCookie && (c.MaxAge < 0 || c.Value == ""))
+	}
+	if !cleared {
+		return fmt.Errorf("sign-out: the gateway did not clear the %s cookie", sessionCookie)
+	}
+	next, err := res.Location()
+	if err != nil {
+		return fmt.Errorf("sign-out: %w", err)
+	}
+	pub, err := url.Parse(public)
+	if err != nil {
+		return fmt.Errorf("sign-out: %w", err)
+	}
+	if next.Host == pub.Host {
+		return nil // the gateway's post-logout page: the provider has no end-session endpoint
+	}
+	res, body, err = b.do(ctx, http.MethodGet, next.String(), nil)
+	if err != nil {
+		return fmt.Errorf("sign-out at the provider: %w", err)
+	}
+	if res.StatusCode > 399 {
+		return fmt.Errorf("sign-out at the provider: %s: %.300s", res.Status, body)
+	}
+	return nil
 }
 
 // userTokenMaxAge is how long a floor token is used before a new one is

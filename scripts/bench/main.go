@@ -24,6 +24,10 @@
 // measured run), round by round, each on a gateway started for it, and
 // adds a table of on against off.
 //
+// --soak 30m replaces the measurement with a soak: a steady half of the
+// peak rate on a mix of paths, sessions signing in and out, the gateway's
+// heap, RSS and goroutines sampled and judged flat or not (soak.go).
+//
 // Each path's first answer is checked before it is measured; a wrong one
 // makes the command exit 1. --smoke runs each path once for 1 s and also
 // exits 1 if any call failed: the check scripts/test.sh runs. docs/bench.md
@@ -74,6 +78,12 @@ type options struct {
 	// profile is where each measured run's CPU profile of the gateway is
 	// written (--profile); empty, none is taken.
 	profile string
+	// soak is how long a soak runs instead of the paths' measurement
+	// (--soak, soak.go); 0, no soak. soakLoad is its rate as a share of
+	// the peak, soakSample how often it samples the gateway.
+	soak       time.Duration
+	soakLoad   float64
+	soakSample time.Duration
 }
 
 // parseFlags reads args into options.
@@ -89,6 +99,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	jsonPath := flags.String("json", "", "also write every run's raw results to this `file` as JSON")
 	telemetry := flags.String("telemetry", telemetryOff, "the gateway's telemetry `variant`: off, on (OTLP traces at 10 % to a sink, /metrics scraped), nolog (access log off), both (off,on), all (off,on,nolog), or a list; several interleave by round")
 	profile := flags.String("profile", "", "write a CPU profile of the gateway over each measured run into this `directory` (the gateway runs with --pprof)")
+	soak := flags.Duration("soak", 0, "instead of measuring the paths, hold a steady load on a mix of them, with sessions signing in and out, for this `long` (at least 1m), and judge the gateway's heap, RSS and goroutines (docs/bench.md)")
+	soakLoad := flags.Float64("soak-load", defaultSoakLoad, "the soak's rate as a `share` of the peak rate measured before it")
+	soakSample := flags.Duration("soak-sample", defaultSoakSample, "how `often` the soak samples the gateway")
 	if err := flags.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -109,6 +122,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return options{}, fmt.Errorf("--backends %q: want demo, canned or both", *backends)
 	}
 	o.profile = *profile
+	o.soak, o.soakLoad, o.soakSample = *soak, *soakLoad, *soakSample
+	if err := o.checkSoak(); err != nil {
+		return options{}, err
+	}
 	if o.smoke {
 		o.duration, o.rounds = time.Second, 1
 	}
@@ -146,6 +163,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if o.soak > 0 {
+		return runSoak(ctx, o, stdout, stderr)
+	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		fmt.Fprintln(stderr, "bench: wrk is not installed (apt-get install wrk)")
 		return 1
@@ -172,6 +192,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		f, w := rep.problems(o.smoke)
 		failures, warnings = append(failures, f...), append(warnings, w...)
 	}
+	return verdict(stderr, failures, warnings)
+}
+
+// verdict prints the warnings and failures and returns the exit code: 1
+// when anything failed.
+func verdict(stderr io.Writer, failures, warnings []string) int {
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "bench: warning: %s\n", w)
 	}
@@ -186,24 +212,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // measure builds what it needs and measures each backend mode in turn.
 func measure(ctx context.Context, o options, progress func(string, ...any)) ([]worldReport, error) {
-	root, err := moduleRoot()
+	bins, done, err := prepare(ctx, o, progress)
 	if err != nil {
 		return nil, err
 	}
-	scratch, err := os.MkdirTemp("", "custodian-bench-")
-	if err != nil {
-		return nil, fmt.Errorf("scratch directory: %w", err)
-	}
-	defer os.RemoveAll(scratch)
-	if o.routes {
-		progress("bench: building the binaries and the descriptor set of examples/routes")
-	} else {
-		progress("bench: building the binaries")
-	}
-	bins, err := build(ctx, root, scratch, o.routes)
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	ticks := clockTicks(ctx)
 	var reports []worldReport
 	for _, mode := range o.modes {
@@ -214,6 +227,30 @@ func measure(ctx context.Context, o options, progress func(string, ...any)) ([]w
 		reports = append(reports, rep)
 	}
 	return reports, nil
+}
+
+// prepare builds the binaries, and with --routes the descriptor set into a
+// scratch directory, which done removes.
+func prepare(ctx context.Context, o options, progress func(string, ...any)) (bins binaries, done func(), err error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return bins, nil, err
+	}
+	scratch, err := os.MkdirTemp("", "custodian-bench-")
+	if err != nil {
+		return bins, nil, fmt.Errorf("scratch directory: %w", err)
+	}
+	done = func() { _ = os.RemoveAll(scratch) } // temporary; nothing to do if it fails
+	if o.routes {
+		progress("bench: building the binaries and the descriptor set of examples/routes")
+	} else {
+		progress("bench: building the binaries")
+	}
+	if bins, err = build(ctx, root, scratch, o.routes); err != nil {
+		done()
+		return bins, nil, err
+	}
+	return bins, done, nil
 }
 
 // moduleRoot returns the repository's root: the nearest directory up from

@@ -38,7 +38,7 @@ func measureWorld(ctx context.Context, o options, bins binaries, mode string, ti
 		}
 		defer sink.close()
 	}
-	w, err := startWorld(ctx, bins, mode, o.telemetry[0], sink, o.profile, progress)
+	w, err := startWorld(ctx, bins, mode, o.telemetry[0], sink, o.profile, false, 0, progress)
 	if err != nil {
 		return rep, err
 	}

@@ -85,10 +85,10 @@ func gatewayEnv(variant, endpoint string) []string {
 
 // gatewayArgs returns the gateway's extra flags for variant: on has an
 // admin listener on an ephemeral loopback port, and so has a gateway to
-// profile, with pprof on it.
-func gatewayArgs(variant string, profile bool) []string {
+// profile, with pprof on it, and one whose metrics are read (a soak).
+func gatewayArgs(variant string, profile, metrics bool) []string {
 	var args []string
-	if variant == telemetryOn || profile {
+	if hasAdmin(variant, profile, metrics) {
 		args = append(args, "--admin-addr", "127.0.0.1:0")
 	}
 	if profile {
@@ -97,9 +97,20 @@ func gatewayArgs(variant string, profile bool) []string {
 	return args
 }
 
+// hasAdmin says whether the gateway of gatewayArgs has an admin listener.
+func hasAdmin(variant string, profile, metrics bool) bool {
+	return variant == telemetryOn || profile || metrics
+}
+
 // withoutAccessLog returns the configuration data with
 // telemetry.access_log: false, keeping the rest of the file as it is.
 func withoutAccessLog(data []byte) ([]byte, error) {
+	return withSetting(data, "telemetry", "access_log", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "false"})
+}
+
+// withSetting returns the configuration data with section.key set to
+// value, keeping the rest of the file as it is.
+func withSetting(data []byte, section, key string, value *yaml.Node) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
@@ -108,19 +119,18 @@ func withoutAccessLog(data []byte) ([]byte, error) {
 		return nil, errors.New("the configuration is not a YAML mapping")
 	}
 	root := doc.Content[0]
-	telemetry := mappingValue(root, "telemetry")
-	if telemetry == nil {
-		telemetry = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "telemetry"}, telemetry)
+	m := mappingValue(root, section)
+	if m == nil {
+		m = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: section}, m)
 	}
-	if telemetry.Kind != yaml.MappingNode {
-		return nil, errors.New("telemetry is not a mapping")
+	if m.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s is not a mapping", section)
 	}
-	off := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "false"}
-	if v := mappingValue(telemetry, "access_log"); v != nil {
-		*v = *off
+	if v := mappingValue(m, key); v != nil {
+		*v = *value
 	} else {
-		telemetry.Content = append(telemetry.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "access_log"}, off)
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, value)
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -303,26 +313,35 @@ type scrapeStats struct {
 
 // scrapeMetrics fetches http://admin/metrics as Prometheus would.
 func scrapeMetrics(ctx context.Context, admin string) (scrapeStats, error) {
+	body, err := getMetrics(ctx, admin)
+	if err != nil {
+		return scrapeStats{}, err
+	}
+	return parseScrape(body)
+}
+
+// getMetrics returns the text exposition of http://admin/metrics.
+func getMetrics(ctx context.Context, admin string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
 	if err != nil {
-		return scrapeStats{}, err
+		return nil, err
 	}
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return scrapeStats{}, fmt.Errorf("scraping /metrics: %w", err)
+		return nil, fmt.Errorf("scraping /metrics: %w", err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
 	if err != nil {
-		return scrapeStats{}, fmt.Errorf("scraping /metrics: %w", err)
+		return nil, fmt.Errorf("scraping /metrics: %w", err)
 	}
 	if res.StatusCode != http.StatusOK {
-		return scrapeStats{}, fmt.Errorf("scraping /metrics: %s", res.Status)
+		return nil, fmt.Errorf("scraping /metrics: %s", res.Status)
 	}
-	return parseScrape(body)
+	return body, nil
 }
 
 // parseScrape counts the series of a text exposition and sums the calls

@@ -53,6 +53,9 @@ type world struct {
 	// profileDir receives a CPU profile of the gateway per measured run
 	// (--profile); the gateway then has an admin listener with pprof.
 	profileDir string
+	// metrics gives the gateway an admin listener whatever its telemetry,
+	// for its /metrics (--soak reads its heap and goroutines there).
+	metrics bool
 }
 
 // gatewayConfig is what the harness reads from the configuration
@@ -81,13 +84,14 @@ func (c gatewayConfig) backend(name string) (url, audience string, err error) {
 }
 
 // startWorld starts a world in mode, its gateway with the telemetry of
-// variant (traces to sink with on); close it with close, also on error.
-func startWorld(ctx context.Context, bins binaries, mode, variant string, sink *traceSink, profile string, progress func(string, ...any)) (w *world, err error) {
+// variant (traces to sink with on), and with an admin listener if metrics;
+// close it with close, also on error.
+func startWorld(ctx context.Context, bins binaries, mode, variant string, sink *traceSink, profile string, metrics bool, sessionIdle time.Duration, progress func(string, ...any)) (w *world, err error) {
 	dir, err := os.MkdirTemp("", "custodian-bench-"+mode+"-")
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	w = &world{mode: mode, dir: dir, bins: bins, sink: sink, profileDir: profile}
+	w = &world{mode: mode, dir: dir, bins: bins, sink: sink, profileDir: profile, metrics: metrics}
 	if sink != nil {
 		ratio, _ := strconv.ParseFloat(sampleRatio, 64)
 		w.tel = &telemetryReport{SampleRatio: ratio}
@@ -132,6 +136,11 @@ func startWorld(ctx context.Context, bins binaries, mode, variant string, sink *
 	if w.configPath, err = w.writeConfig(ready.Configs[0], bins); err != nil {
 		return w, err
 	}
+	if sessionIdle > 0 {
+		if err := w.setSessionIdle(sessionIdle); err != nil {
+			return w, err
+		}
+	}
 	w.floor = &userToken{world: w, user: "alice", password: "demo", backend: "orders"}
 	if err := w.startGateway(ctx, variant); err != nil {
 		return w, err
@@ -165,7 +174,7 @@ func (w *world) startGateway(ctx context.Context, variant string) (err error) {
 		endpoint = w.sink.endpoint()
 	}
 	w.started++
-	args := append([]string{"--config", config, "--addr", "127.0.0.1:" + w.port, "--log-json"}, gatewayArgs(variant, w.profileDir != "")...)
+	args := append([]string{"--config", config, "--addr", "127.0.0.1:" + w.port, "--log-json"}, gatewayArgs(variant, w.profileDir != "", w.metrics)...)
 	log := filepath.Join(w.dir, fmt.Sprintf("gateway-%d-%s.log", w.started, variant))
 	if w.gateway, err = startProcess("custodian", w.bins.gateway, args, gatewayEnv(variant, endpoint), log, ""); err != nil {
 		return err
@@ -183,7 +192,7 @@ func (w *world) startGateway(ctx context.Context, variant string) (err error) {
 	if listening.Listen != "127.0.0.1:"+w.port {
 		return fmt.Errorf("the gateway listens at %s, want 127.0.0.1:%s", listening.Listen, w.port)
 	}
-	if (listening.Admin != "") != (variant == telemetryOn || w.profileDir != "") {
+	if (listening.Admin != "") != hasAdmin(variant, w.profileDir != "", w.metrics) {
 		return fmt.Errorf("the gateway with telemetry %s has admin listener %q", variant, listening.Admin)
 	}
 	w.gatewayAdmin = listening.Admin
@@ -226,10 +235,30 @@ func (w *world) scrape(ctx context.Context) error {
 	return nil
 }
 
+// setSessionIdle sets session.idle_timeout in the gateway's configuration.
+func (w *world) setSessionIdle(d time.Duration) error {
+	data, err := os.ReadFile(w.configPath)
+	if err == nil {
+		data, err = withSetting(data, "session", "idle_timeout", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: d.String()})
+	}
+	if err == nil {
+		err = os.WriteFile(w.configPath, data, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("session.idle_timeout in the configuration: %w", err)
+	}
+	return nil
+}
+
 // profile writes a CPU profile of the gateway over the next seconds to
 // path, from its admin listener's pprof.
 func (w *world) profile(ctx context.Context, seconds int, path string) error {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", w.gatewayAdmin, seconds)
+	return w.pprof(ctx, fmt.Sprintf("profile?seconds=%d", seconds), path)
+}
+
+// pprof writes the gateway's /debug/pprof/<profile> to path.
+func (w *world) pprof(ctx context.Context, profile, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/%s", w.gatewayAdmin, profile)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
