@@ -9,6 +9,7 @@
 package jsonenc
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"math"
@@ -195,9 +196,9 @@ func appendMap(b []byte, fd protoreflect.FieldDescriptor, m protoreflect.Map, de
 	case protoreflect.StringKind:
 		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return strings.Compare(x.String(), y.String()) })
 	case protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmpUint(x.Uint(), y.Uint()) })
+		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmp.Compare(x.Uint(), y.Uint()) })
 	default:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmpInt(x.Int(), y.Int()) })
+		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmp.Compare(x.Int(), y.Int()) })
 	}
 	vd := fd.MapValue()
 	b = append(b, '{')
@@ -234,26 +235,6 @@ func appendMap(b []byte, fd protoreflect.FieldDescriptor, m protoreflect.Map, de
 
 func boolInt(v bool) int {
 	if v {
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(x, y int64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
-}
-
-func cmpUint(x, y uint64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
 		return 1
 	}
 	return 0
