@@ -63,14 +63,7 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 func (s *Site) productList(w http.ResponseWriter, r *http.Request) {
 	p := s.newPage(r, "Products", "products")
 	token := r.URL.Query().Get("page")
-	var res *storefrontv1.ListProductsResponse
-	var sessErr, err error
-	together(
-		func() { _, sessErr = s.session(p) },
-		func() {
-			res, err = invoke(p, "ProductService/ListProducts", s.products.ListProducts, &storefrontv1.ListProductsRequest{PageSize: productPageSize, PageToken: token})
-		},
-	)
+	res, sessErr, err := invokeBeside(s, p, "ProductService/ListProducts", s.products.ListProducts, &storefrontv1.ListProductsRequest{PageSize: productPageSize, PageToken: token})
 	if err = firstError(err, sessErr); err != nil {
 		s.failed(p, err)
 		s.render(w, p, "error")
@@ -91,14 +84,7 @@ func (s *Site) productList(w http.ResponseWriter, r *http.Request) {
 func (s *Site) orderList(w http.ResponseWriter, r *http.Request) {
 	p := s.newPage(r, "Your orders", "orders")
 	token := r.URL.Query().Get("page")
-	var res *storefrontv1.ListOrdersResponse
-	var sessErr, err error
-	together(
-		func() { _, sessErr = s.session(p) },
-		func() {
-			res, err = invoke(p, "AccountService/ListOrders", s.account.ListOrders, &storefrontv1.ListOrdersRequest{PageSize: orderPageSize, PageToken: token})
-		},
-	)
+	res, sessErr, err := invokeBeside(s, p, "AccountService/ListOrders", s.account.ListOrders, &storefrontv1.ListOrdersRequest{PageSize: orderPageSize, PageToken: token})
 	if s.signInFirst(w, p, err) {
 		return
 	}
@@ -119,14 +105,7 @@ func (s *Site) orderList(w http.ResponseWriter, r *http.Request) {
 func (s *Site) orderDetail(w http.ResponseWriter, r *http.Request) {
 	p := s.newPage(r, "Order", "orders")
 	id := r.PathValue("id")
-	var res *storefrontv1.GetOrderResponse
-	var sessErr, err error
-	together(
-		func() { _, sessErr = s.session(p) },
-		func() {
-			res, err = invoke(p, "AccountService/GetOrder", s.account.GetOrder, &storefrontv1.GetOrderRequest{OrderId: id})
-		},
-	)
+	res, sessErr, err := invokeBeside(s, p, "AccountService/GetOrder", s.account.GetOrder, &storefrontv1.GetOrderRequest{OrderId: id})
 	if s.signInFirst(w, p, err) {
 		return
 	}
@@ -168,17 +147,10 @@ func (s *Site) placeOrder(w http.ResponseWriter, r *http.Request) {
 		s.render(w, p, "error")
 		return
 	}
-	var res *storefrontv1.PlaceOrderResponse
-	var sessErr, err error
-	together(
-		func() { _, sessErr = s.session(p) },
-		func() {
-			res, err = invoke(p, "AccountService/PlaceOrder", s.account.PlaceOrder, &storefrontv1.PlaceOrderRequest{
-				IdempotencyKey: key,
-				Lines:          []*storefrontv1.PlaceOrderLine{{ProductId: product, Quantity: int32(quantity)}},
-			})
-		},
-	)
+	res, sessErr, err := invokeBeside(s, p, "AccountService/PlaceOrder", s.account.PlaceOrder, &storefrontv1.PlaceOrderRequest{
+		IdempotencyKey: key,
+		Lines:          []*storefrontv1.PlaceOrderLine{{ProductId: product, Quantity: int32(quantity)}},
+	})
 	if err = firstError(err, sessErr); err != nil {
 		s.failed(p, err)
 		s.render(w, p, "error")
@@ -195,14 +167,7 @@ func (s *Site) placeOrder(w http.ResponseWriter, r *http.Request) {
 // profile shows the customer's profile in a form.
 func (s *Site) profile(w http.ResponseWriter, r *http.Request) {
 	p := s.newPage(r, "Your profile", "profile")
-	var res *storefrontv1.GetDashboardResponse
-	var sessErr, err error
-	together(
-		func() { _, sessErr = s.session(p) },
-		func() {
-			res, err = invoke(p, "AccountService/GetDashboard", s.account.GetDashboard, &storefrontv1.GetDashboardRequest{RecentOrderCount: 1})
-		},
-	)
+	res, sessErr, err := invokeBeside(s, p, "AccountService/GetDashboard", s.account.GetDashboard, &storefrontv1.GetDashboardRequest{RecentOrderCount: 1})
 	if s.signInFirst(w, p, err) {
 		return
 	}
@@ -234,18 +199,11 @@ func (s *Site) updateProfile(w http.ResponseWriter, r *http.Request) {
 		s.render(w, p, "error")
 		return
 	}
-	var res *storefrontv1.UpdateProfileResponse
-	var sessErr, err error
-	together(
-		func() { _, sessErr = s.session(p) },
-		func() {
-			res, err = invoke(p, "AccountService/UpdateProfile", s.account.UpdateProfile, &storefrontv1.UpdateProfileRequest{
-				DisplayName:    name,
-				Locale:         locale,
-				MarketingOptIn: r.PostForm.Get("marketing") == "on",
-			})
-		},
-	)
+	res, sessErr, err := invokeBeside(s, p, "AccountService/UpdateProfile", s.account.UpdateProfile, &storefrontv1.UpdateProfileRequest{
+		DisplayName:    name,
+		Locale:         locale,
+		MarketingOptIn: r.PostForm.Get("marketing") == "on",
+	})
 	if err = firstError(err, sessErr); err != nil {
 		s.failed(p, err)
 		s.render(w, p, "error")

@@ -250,6 +250,17 @@ func together(fns ...func()) {
 	}
 }
 
+// invokeBeside makes one call of the page while its session is looked
+// up, the two in parallel as a server renderer would: the call's answer
+// and error, and the session's error.
+func invokeBeside[Req, Res any](s *Site, p *page, procedure string, method func(context.Context, *Req) (*Res, error), req *Req) (res *Res, sessErr, err error) {
+	together(
+		func() { _, sessErr = s.session(p) },
+		func() { res, err = invoke(p, procedure, method, req) },
+	)
+	return res, sessErr, err
+}
+
 // failed turns an error of a call into a friendly page: the Connect code
 // and a message of the site's own, never the error's text.
 func (s *Site) failed(p *page, err error) {
