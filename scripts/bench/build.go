@@ -15,18 +15,20 @@ type binaries struct {
 	root    string // the repository
 	gateway string // .build/custodian
 	demo    string // .build/custodian-demo
+	floor   string // .build/bench-floor: scripts/bench/floor
 	// descriptors is the descriptor set of the buf workspace (public.binpb
 	// of examples/routes), "" without --routes.
 	descriptors string
 }
 
-// build builds the two binaries into root/.build, without the race
+// build builds the three binaries into root/.build, without the race
 // detector, and with routes the descriptor set into dir, all at once.
 func build(ctx context.Context, root, dir string, routes bool) (binaries, error) {
 	b := binaries{
 		root:    root,
 		gateway: filepath.Join(root, ".build", "custodian"),
 		demo:    filepath.Join(root, ".build", "custodian-demo"),
+		floor:   filepath.Join(root, ".build", "bench-floor"),
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -41,9 +43,10 @@ func build(ctx context.Context, root, dir string, routes bool) (binaries, error)
 		return nil
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 4)
 	wg.Go(func() { errs[0] = goCmd("build", "-o", b.gateway, "./cmd/custodian") })
 	wg.Go(func() { errs[1] = goCmd("build", "-o", b.demo, "./cmd/custodian-demo") })
+	wg.Go(func() { errs[3] = goCmd("build", "-o", b.floor, "./scripts/bench/floor") })
 	if routes {
 		// As examples/routes/routes_test.go and scripts/routes.sh do: the
 		// workspace of buf.yaml holds the public schema and the backends'.

@@ -114,10 +114,10 @@ func parseSystemStat(line string) (int64, error) {
 }
 
 // cpuSnapshot is the CPU time used so far, in clock ticks, by the machine
-// and by the world's two processes.
+// and by the world's processes (libfloor 0 while it is not running).
 type cpuSnapshot struct {
-	at                     time.Time
-	machine, gateway, demo int64
+	at                               time.Time
+	machine, gateway, demo, libfloor int64
 }
 
 func (w *world) cpuSnapshot() (cpuSnapshot, error) {
@@ -132,13 +132,18 @@ func (w *world) cpuSnapshot() (cpuSnapshot, error) {
 	if s.demo, err = cpuTicks(w.demo.pid()); err != nil {
 		return s, err
 	}
+	if w.libfloor != nil && !w.libfloor.exited() {
+		if s.libfloor, err = cpuTicks(w.libfloor.pid()); err != nil {
+			return s, err
+		}
+	}
 	return s, nil
 }
 
 // cpuUsed is the CPU time used between two snapshots.
 type cpuUsed struct {
-	elapsed                time.Duration
-	machine, gateway, demo int64 // clock ticks
+	elapsed                          time.Duration
+	machine, gateway, demo, libfloor int64 // clock ticks
 }
 
 // minus returns the CPU time used from before to s.
@@ -148,25 +153,31 @@ func (s cpuSnapshot) minus(before cpuSnapshot) cpuUsed {
 		machine: s.machine - before.machine,
 		gateway: s.gateway - before.gateway,
 		demo:    s.demo - before.demo,
+		// The library floor starts at its first use, after a snapshot
+		// taken before; it used no CPU before it ran.
+		libfloor: s.libfloor - before.libfloor,
 	}
 }
 
 // of returns the ticks of p, one of w's processes.
 func (u cpuUsed) of(p *process, w *world) int64 {
-	if p == w.demo {
+	switch p {
+	case w.demo:
 		return u.demo
+	case w.libfloor:
+		return u.libfloor
 	}
 	return u.gateway
 }
 
 // others returns how many CPUs, on average, the rest of the machine kept
-// busy: every process but the gateway, custodian-demo and wrk (whose own
+// busy: every process but the gateway, custodian-demo, the library floor and wrk (whose own
 // CPU time is wrkCPU), and the time a hypervisor gave to other machines
 // (steal). Near 0 means the run had the machine to itself.
 func (u cpuUsed) others(wrkCPU time.Duration, ticks int64) float64 {
 	if u.elapsed <= 0 {
 		return 0
 	}
-	rest := float64(u.machine-u.gateway-u.demo)/float64(ticks) - wrkCPU.Seconds()
+	rest := float64(u.machine-u.gateway-u.demo-u.libfloor)/float64(ticks) - wrkCPU.Seconds()
 	return max(rest/u.elapsed.Seconds(), 0)
 }

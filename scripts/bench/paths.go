@@ -33,6 +33,11 @@ type benchPath struct {
 	// without the gateway: the cheapest call there is, for scale. The CPU
 	// reported is then custodian-demo's, where the backend runs.
 	Floor bool
+	// LibraryFloor: GetOrder through benchfloor (scripts/bench/floor) in
+	// its own process, with alice's bearer token, instead of the gateway:
+	// the least a Connect gateway on the same libraries does for the call.
+	// The CPU reported is the floor process's.
+	LibraryFloor bool
 	// Check says whether a first answer looks right.
 	Check func(body []byte) error
 }
@@ -65,6 +70,11 @@ var paths = []benchPath{
 		Session: true, Route: true, Check: contains(`"o-1001"`),
 	},
 	{
+		Key: "libfloor", Label: "library floor: connect-go GetOrder",
+		Procedure: "/acme.storefront.v1.AccountService/GetOrder", Message: `{"orderId":"o-1001"}`,
+		LibraryFloor: true, Check: contains(`"o-1001"`),
+	},
+	{
 		Key: "floor", Label: "floor: orders backend direct",
 		Procedure: "/acme.orders.v1.OrderService/GetOrder", Message: `{"orderId":"o-1001"}`,
 		Floor: true, Check: contains(`"o-1001"`),
@@ -95,6 +105,16 @@ func (p benchPath) target(ctx context.Context, w *world) (target string, headers
 	base, cpu := w.listen, w.gateway
 	query := url.Values{"encoding": {"json"}, "message": {p.Message}}
 	switch {
+	case p.LibraryFloor:
+		token, err := w.floor.get(ctx)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		if base, err = w.startLibraryFloor(ctx); err != nil {
+			return "", nil, nil, err
+		}
+		headers = []string{"Authorization: Bearer " + token}
+		cpu = w.libfloor
 	case p.Floor:
 		if base, _, err = w.config.backend("orders"); err != nil {
 			return "", nil, nil, err

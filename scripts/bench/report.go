@@ -25,7 +25,7 @@ type runResult struct {
 	Non2xx         int64   `json:"non_2xx"`
 	SocketErrors   int64   `json:"socket_errors"`
 	// CPUProcess is the process whose CPU time is counted: custodian, or
-	// custodian-demo for the floor.
+	// custodian-demo for the floor, bench-floor for the library floor.
 	CPUProcess string `json:"cpu_process"`
 	// CPUTicks is its utime+stime over the run, in clock ticks.
 	CPUTicks int64 `json:"cpu_ticks"`
@@ -235,7 +235,7 @@ func writeMarkdown(w io.Writer, rep worldReport, o options) {
 		fmt.Fprintln(w, "| path | req/s | p50 | p99 | non-2xx | gateway CPU µs/call |")
 		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
 	}
-	floor := false
+	floor, libfloor := false, false
 	for _, row := range rep.Summary {
 		label := row.Label
 		if show {
@@ -250,7 +250,12 @@ func writeMarkdown(w io.Writer, rep worldReport, o options) {
 			failed += fmt.Sprintf(" (+%d socket errors)", row.SocketErrors)
 		}
 		cpu := fmt.Sprintf("%.1f", row.CPUMicrosPerCall)
-		if row.CPUProcess != "custodian" {
+		switch row.CPUProcess {
+		case "custodian":
+		case "bench-floor":
+			cpu += " ²"
+			libfloor = true
+		default:
 			cpu += " ¹"
 			floor = true
 		}
@@ -260,6 +265,9 @@ func writeMarkdown(w io.Writer, rep worldReport, o options) {
 	var notes []string
 	if floor {
 		notes = append(notes, "¹ not the gateway's: the CPU of custodian-demo, where the "+rep.Backends+" backend runs.")
+	}
+	if libfloor {
+		notes = append(notes, "² not the gateway's: the CPU of bench-floor, connect-go's handler and client alone, bearer token forwarded, order copied (internal/benchfloor).")
 	}
 	for _, row := range rep.Summary {
 		if row.CheckError != "" {

@@ -37,6 +37,9 @@ type world struct {
 	config  gatewayConfig
 	cookie  string // alice's session cookie value
 	floor   *userToken
+	// libfloor serves benchfloor's GetOrder (the libfloor path), started
+	// at its first use.
+	libfloor *process
 
 	port       string   // the gateway's, kept across restarts
 	bins       binaries // what the gateway is started from
@@ -69,6 +72,7 @@ type gatewayConfig struct {
 	Backends []struct {
 		Name     string `yaml:"name"`
 		URL      string `yaml:"url"`
+		Protocol string `yaml:"protocol"`
 		Audience string `yaml:"audience"`
 	} `yaml:"backends"`
 }
@@ -347,6 +351,7 @@ func (w *world) cannedForwarded(ctx context.Context) (int64, error) {
 // close stops both processes and removes the directory.
 func (w *world) close() {
 	w.gateway.stop()
+	w.libfloor.stop()
 	w.demo.stop()
 	_ = os.RemoveAll(w.dir) // temporary; nothing to do if it fails
 }
@@ -354,7 +359,7 @@ func (w *world) close() {
 // withLogs adds the tails of both logs to err, since they are about to be
 // removed.
 func (w *world) withLogs(err error) error {
-	for _, p := range []*process{w.gateway, w.demo} {
+	for _, p := range []*process{w.gateway, w.libfloor, w.demo} {
 		if p != nil {
 			err = fmt.Errorf("%w\n--- %s log (tail) ---\n%s", err, p.name, p.tail(4<<10))
 		}
@@ -446,4 +451,34 @@ func freePort() (string, error) {
 		return "", fmt.Errorf("finding a free port: %w", err)
 	}
 	return port, nil
+}
+
+// startLibraryFloor starts benchfloor's process (scripts/bench/floor) on
+// the orders backend of the world's configuration, with its protocol,
+// unless it runs already, and returns its base URL.
+func (w *world) startLibraryFloor(ctx context.Context) (string, error) {
+	var ready struct {
+		Listen string `json:"listen"`
+	}
+	readyFile := filepath.Join(w.dir, "floor.json")
+	if w.libfloor == nil || w.libfloor.exited() {
+		orders, _, err := w.config.backend("orders")
+		if err != nil {
+			return "", err
+		}
+		var protocol string
+		for _, b := range w.config.Backends {
+			if b.Name == "orders" {
+				protocol = b.Protocol
+			}
+		}
+		args := []string{"--orders", orders, "--protocol", protocol}
+		if w.libfloor, err = startProcess("bench-floor", w.bins.floor, args, nil, filepath.Join(w.dir, "floor.log"), readyFile); err != nil {
+			return "", err
+		}
+	}
+	if err := waitFor(ctx, w.libfloor, func() (bool, error) { return readLine(readyFile, &ready) }); err != nil {
+		return "", err
+	}
+	return "http://" + ready.Listen, nil
 }
