@@ -18,7 +18,7 @@ import (
 // BenchmarkLibraryFloor measures, as BenchmarkPassThrough/canned/get-json
 // does and against the same canned orders backend (Connect over the
 // gateway's pooled HTTP/1.1 transport), the least a Connect gateway on
-// Custodian's libraries does for that call: benchfloor's handler, which
+// Custodian's libraries does for that call: benchfloor's GetOrder, which
 // forwards the caller's bearer token and copies the order. What
 // BenchmarkPassThrough costs above this is Custodian's own work (session,
 // CSRF, rate limits, request id, headers, access log, trace context,
@@ -32,7 +32,7 @@ func BenchmarkLibraryFloor(b *testing.B) {
 	})
 	httpClient := clients.NewHTTPClient()
 	b.Cleanup(httpClient.CloseIdleConnections)
-	h := benchfloor.NewHandler(httpClient, backend.URL)
+	h := benchfloor.NewHandler(httpClient, benchfloor.Backends{Orders: benchfloor.Backend{URL: backend.URL}})
 
 	const bearer = "Bearer floor-token"
 	message := url.QueryEscape(`{"orderId":"` + order.GetOrderId() + `"}`)

@@ -198,16 +198,16 @@ func signOut(ctx context.Context, public, cookie string) error {
 // fetched: well within the demo provider's 5 minutes.
 const userTokenMaxAge = time.Minute
 
-// userToken is an access token of a user for one backend, as the gateway
-// holds it, for the floor: the backend called directly, without the
-// gateway. The harness gets it as the gateway does, with the gateway's own
+// userToken is an access token of a user for some backends (its audience
+// holds theirs), as the gateway holds one, for the floors: a backend called
+// directly, without the gateway, and the library floor calling backends. The harness gets it as the gateway does, with the gateway's own
 // client at the demo provider (authorization code with PKCE), so the
 // backend answers the user's data exactly as it does to the gateway.
 type userToken struct {
 	world    *world
 	user     string
 	password string
-	backend  string
+	backends []string
 
 	mu      sync.Mutex
 	token   string
@@ -223,7 +223,7 @@ func (t *userToken) get(ctx context.Context) (string, error) {
 	}
 	token, err := t.fetch(ctx)
 	if err != nil {
-		return "", fmt.Errorf("%s's token for the %s backend: %w", t.user, t.backend, err)
+		return "", fmt.Errorf("%s's token for the backends %s: %w", t.user, strings.Join(t.backends, ", "), err)
 	}
 	t.token, t.fetched = token, time.Now()
 	return token, nil
@@ -231,10 +231,15 @@ func (t *userToken) get(ctx context.Context) (string, error) {
 
 func (t *userToken) fetch(ctx context.Context) (string, error) {
 	cfg := t.world.config
-	_, audience, err := cfg.backend(t.backend)
-	if err != nil {
-		return "", err
+	audiences := make([]string, len(t.backends))
+	for i, name := range t.backends {
+		_, aud, err := cfg.backend(name)
+		if err != nil {
+			return "", err
+		}
+		audiences[i] = aud
 	}
+	audience := strings.Join(audiences, " ")
 	secret, err := os.ReadFile(filepath.Join(t.world.dir, cfg.OIDC.ClientSecretFile))
 	if err != nil {
 		return "", fmt.Errorf("the client secret: %w", err)

@@ -34,7 +34,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys(o) != "order,dashboard,products,session,libfloor,floor" {
+	if keys(o) != "order,dashboard,products,session,libfloor,libdash,libsession,floor" {
 		t.Errorf("--routes=false: paths %s, want all but route", keys(o))
 	}
 	o, err = parseFlags([]string{"--paths", "floor, order,floor"}, io.Discard)

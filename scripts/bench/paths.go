@@ -33,10 +33,10 @@ type benchPath struct {
 	// without the gateway: the cheapest call there is, for scale. The CPU
 	// reported is then custodian-demo's, where the backend runs.
 	Floor bool
-	// LibraryFloor: GetOrder through benchfloor (scripts/bench/floor) in
+	// LibraryFloor: the call made to benchfloor (scripts/bench/floor) in
 	// its own process, with alice's bearer token, instead of the gateway:
-	// the least a Connect gateway on the same libraries does for the call.
-	// The CPU reported is the floor process's.
+	// the least a Connect gateway on the same libraries does for it. The
+	// CPU reported is the floor process's.
 	LibraryFloor bool
 	// Check says whether a first answer looks right.
 	Check func(body []byte) error
@@ -75,6 +75,16 @@ var paths = []benchPath{
 		LibraryFloor: true, Check: contains(`"o-1001"`),
 	},
 	{
+		Key: "libdash", Label: "library floor: connect-go GetDashboard",
+		Procedure: "/acme.storefront.v1.AccountService/GetDashboard", Message: `{}`,
+		LibraryFloor: true, Check: contains(`"Alice Martin"`),
+	},
+	{
+		Key: "libsession", Label: "library floor: connect-go GetSession",
+		Procedure: "/custodian.v1.SessionService/GetSession", Message: `{}`,
+		LibraryFloor: true, Check: signedIn,
+	},
+	{
 		Key: "floor", Label: "floor: orders backend direct",
 		Procedure: "/acme.orders.v1.OrderService/GetOrder", Message: `{"orderId":"o-1001"}`,
 		Floor: true, Check: contains(`"o-1001"`),
@@ -106,7 +116,7 @@ func (p benchPath) target(ctx context.Context, w *world) (target string, headers
 	query := url.Values{"encoding": {"json"}, "message": {p.Message}}
 	switch {
 	case p.LibraryFloor:
-		token, err := w.floor.get(ctx)
+		token, err := w.libfloorToken.get(ctx)
 		if err != nil {
 			return "", nil, nil, err
 		}

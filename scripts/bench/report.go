@@ -267,7 +267,7 @@ func writeMarkdown(w io.Writer, rep worldReport, o options) {
 		notes = append(notes, "¹ not the gateway's: the CPU of custodian-demo, where the "+rep.Backends+" backend runs.")
 	}
 	if libfloor {
-		notes = append(notes, "² not the gateway's: the CPU of bench-floor, connect-go's handler and client alone, bearer token forwarded, order copied (internal/benchfloor).")
+		notes = append(notes, "² not the gateway's: the CPU of bench-floor, the least a gateway on connect-go does for the call: handler, backend clients forwarding the bearer, field copies (internal/benchfloor).")
 	}
 	for _, row := range rep.Summary {
 		if row.CheckError != "" {

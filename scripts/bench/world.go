@@ -37,9 +37,12 @@ type world struct {
 	config  gatewayConfig
 	cookie  string // alice's session cookie value
 	floor   *userToken
-	// libfloor serves benchfloor's GetOrder (the libfloor path), started
+	// libfloor serves benchfloor (the libfloor and libdash paths), started
 	// at its first use.
 	libfloor *process
+	// libfloorToken is the bearer the library floor forwards to each of
+	// its backends.
+	libfloorToken *userToken
 
 	port       string   // the gateway's, kept across restarts
 	bins       binaries // what the gateway is started from
@@ -69,22 +72,31 @@ type gatewayConfig struct {
 		ClientID         string `yaml:"client_id"`
 		ClientSecretFile string `yaml:"client_secret_file"`
 	} `yaml:"oidc"`
-	Backends []struct {
-		Name     string `yaml:"name"`
-		URL      string `yaml:"url"`
-		Protocol string `yaml:"protocol"`
-		Audience string `yaml:"audience"`
-	} `yaml:"backends"`
+	Backends []configBackend `yaml:"backends"`
+}
+
+// configBackend is a backend of the configuration.
+type configBackend struct {
+	Name     string `yaml:"name"`
+	URL      string `yaml:"url"`
+	Protocol string `yaml:"protocol"`
+	Audience string `yaml:"audience"`
+}
+
+// find returns the backend named name.
+func (c gatewayConfig) find(name string) (configBackend, error) {
+	for _, b := range c.Backends {
+		if b.Name == name {
+			return b, nil
+		}
+	}
+	return configBackend{}, fmt.Errorf("the configuration has no backend %q", name)
 }
 
 // backend returns the URL and audience of the backend named name.
 func (c gatewayConfig) backend(name string) (url, audience string, err error) {
-	for _, b := range c.Backends {
-		if b.Name == name {
-			return b.URL, b.Audience, nil
-		}
-	}
-	return "", "", fmt.Errorf("the configuration has no backend %q", name)
+	b, err := c.find(name)
+	return b.URL, b.Audience, err
 }
 
 // startWorld starts a world in mode, its gateway with the telemetry of
@@ -145,7 +157,8 @@ func startWorld(ctx context.Context, bins binaries, mode, variant string, sink *
 			return w, err
 		}
 	}
-	w.floor = &userToken{world: w, user: "alice", password: "demo", backend: "orders"}
+	w.floor = &userToken{world: w, user: "alice", password: "demo", backends: []string{"orders"}}
+	w.libfloorToken = &userToken{world: w, user: "alice", password: "demo", backends: []string{"orders", "profiles", "loyalty"}}
 	if err := w.startGateway(ctx, variant); err != nil {
 		return w, err
 	}
@@ -454,25 +467,23 @@ func freePort() (string, error) {
 }
 
 // startLibraryFloor starts benchfloor's process (scripts/bench/floor) on
-// the orders backend of the world's configuration, with its protocol,
-// unless it runs already, and returns its base URL.
+// the orders, profiles and loyalty backends of the world's configuration,
+// in their protocols, unless it runs already, and returns its base URL.
 func (w *world) startLibraryFloor(ctx context.Context) (string, error) {
 	var ready struct {
 		Listen string `json:"listen"`
 	}
 	readyFile := filepath.Join(w.dir, "floor.json")
 	if w.libfloor == nil || w.libfloor.exited() {
-		orders, _, err := w.config.backend("orders")
-		if err != nil {
-			return "", err
-		}
-		var protocol string
-		for _, b := range w.config.Backends {
-			if b.Name == "orders" {
-				protocol = b.Protocol
+		var args []string
+		for _, name := range []string{"orders", "profiles", "loyalty"} {
+			b, err := w.config.find(name)
+			if err != nil {
+				return "", err
 			}
+			args = append(args, "--backend", name+"="+b.Protocol+"@"+b.URL)
 		}
-		args := []string{"--orders", orders, "--protocol", protocol}
+		var err error
 		if w.libfloor, err = startProcess("bench-floor", w.bins.floor, args, nil, filepath.Join(w.dir, "floor.log"), readyFile); err != nil {
 			return "", err
 		}

@@ -1,5 +1,6 @@
-// Command floor serves benchfloor's GetOrder for the bench harness: the
-// least a Connect gateway on Custodian's libraries does for that call, in
+// Command floor serves benchfloor's GetOrder and GetDashboard for the
+// bench harness: the least a Connect gateway on Custodian's libraries does
+// for those calls, in
 // its own process so that its CPU per call is measured as the gateway's
 // is. It prints one JSON line, {"listen":"127.0.0.1:PORT"}, once it
 // listens, and serves until it is killed.
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect/v2/connecthttp"
@@ -29,21 +31,38 @@ func main() {
 
 func run() error {
 	addr := flag.String("addr", "127.0.0.1:0", "where to listen")
-	orders := flag.String("orders", "", "the orders backend's URL")
-	protocol := flag.String("protocol", "connect", "the orders backend's protocol: connect, grpc or grpcweb")
+	var backends benchfloor.Backends
+	flag.Func("backend", "a backend, `name=protocol@url`: name orders, profiles or loyalty; protocol connect, grpc or grpcweb (repeat for each)", func(v string) error {
+		name, rest, _ := strings.Cut(v, "=")
+		protocol, url, ok := strings.Cut(rest, "@")
+		if !ok || url == "" {
+			return fmt.Errorf("%q is not name=protocol@url", v)
+		}
+		b := benchfloor.Backend{URL: url}
+		switch protocol {
+		case "connect":
+		case "grpc":
+			b.Transport = []connecthttp.Option{connecthttp.WithGRPC()}
+		case "grpcweb":
+			b.Transport = []connecthttp.Option{connecthttp.WithGRPCWeb()}
+		default:
+			return fmt.Errorf("unknown protocol %q", protocol)
+		}
+		switch name {
+		case "orders":
+			backends.Orders = b
+		case "profiles":
+			backends.Profiles = b
+		case "loyalty":
+			backends.Loyalty = b
+		default:
+			return fmt.Errorf("unknown backend %q", name)
+		}
+		return nil
+	})
 	flag.Parse()
-	var transport []connecthttp.Option
-	switch *protocol {
-	case "connect":
-	case "grpc":
-		transport = append(transport, connecthttp.WithGRPC())
-	case "grpcweb":
-		transport = append(transport, connecthttp.WithGRPCWeb())
-	default:
-		return fmt.Errorf("unknown protocol %q", *protocol)
-	}
-	if *orders == "" {
-		return fmt.Errorf("--orders is required")
+	if backends.Orders.URL == "" || backends.Profiles.URL == "" || backends.Loyalty.URL == "" {
+		return fmt.Errorf("--backend is required for orders, profiles and loyalty")
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -53,7 +72,7 @@ func run() error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           benchfloor.NewHandler(clients.NewHTTPClient(), *orders, transport...),
+		Handler:           benchfloor.NewHandler(clients.NewHTTPClient(), backends),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	return srv.Serve(ln)
