@@ -96,7 +96,13 @@ func limitBodies(maxBodyBytes int64, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		g := &bodyGuard{ResponseWriter: w, before: w.Header().Clone()}
+		g := &bodyGuard{ResponseWriter: w}
+		if hasBody {
+			// Only a body read over the limit makes the guard replace the
+			// route's answer; a Connect GET's message over it is answered
+			// by connect-go's handler, whose status the guard only sets.
+			g.before = w.Header().Clone()
+		}
 		r = r.WithContext(context.WithValue(r.Context(), bodyGuardKey{}, g))
 		g.req = r
 		if hasBody {
@@ -197,8 +203,10 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 // only the headers set before the route ran.
 type bodyGuard struct {
 	http.ResponseWriter
-	req    *http.Request
-	before http.Header // the headers the middleware set before the route
+	req *http.Request
+	// before holds the headers the middleware set before the route, for
+	// a request with a body (nil without: nothing is replaced then).
+	before http.Header
 
 	tooLarge atomic.Bool // a read went over the limit
 	answered atomic.Bool // a connect handler answered with errTooLarge
@@ -233,10 +241,12 @@ func (g *bodyGuard) WriteHeader(code int) {
 // will write.
 func (g *bodyGuard) replace() {
 	g.wroteHeader, g.discard = true, true
-	h := g.ResponseWriter.Header()
-	clear(h)
-	for k, v := range g.before {
-		h[k] = v
+	if g.before != nil {
+		h := g.ResponseWriter.Header()
+		clear(h)
+		for k, v := range g.before {
+			h[k] = v
+		}
 	}
 	writeTooLarge(g.ResponseWriter, g.req)
 }
