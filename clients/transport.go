@@ -5,7 +5,10 @@
 package clients
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -72,7 +75,49 @@ func (t *protocolTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if isGRPC(req.Header.Get("Content-Type")) {
 		return t.h2.RoundTrip(req)
 	}
+	req, err := withBodyInMemory(req)
+	if err != nil {
+		return nil, err
+	}
 	return t.http1.RoundTrip(req)
+}
+
+// maxBodyInMemory bounds the request bodies withBodyInMemory copies: a
+// unary message, far below connect-go's and the backends' limits.
+const maxBodyInMemory = 64 << 10
+
+// withBodyInMemory returns req with its body, when it has a small known
+// length, copied into a bytes.Reader. net/http writes headers and body in
+// one write only when it knows the body is in memory; connect-go's unary
+// body is not a type it knows, so it flushed the headers first: two write
+// system calls per backend call, and two wake-ups of the backend. The copy
+// is made before RoundTrip returns, so connect-go may reuse its buffer, as
+// the http.RoundTripper contract allows; req itself is not changed, and
+// its body is closed, as RoundTrip must.
+func withBodyInMemory(req *http.Request) (*http.Request, error) {
+	n := req.ContentLength
+	if req.Body == nil || req.Body == http.NoBody || n <= 0 || n > maxBodyInMemory {
+		return req, nil
+	}
+	body := make([]byte, n)
+	_, err := io.ReadFull(req.Body, body)
+	if err == nil {
+		// As net/http does: a body longer than its ContentLength is an
+		// error, not cut short in silence.
+		var extra [1]byte
+		if m, _ := req.Body.Read(extra[:]); m > 0 {
+			err = fmt.Errorf("http: ContentLength=%d with a longer body", n)
+		}
+	}
+	_ = req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading the request body: %w", err)
+	}
+	out := new(http.Request)
+	*out = *req
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return out, nil
 }
 
 // CloseIdleConnections closes both transports' idle connections.
