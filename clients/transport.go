@@ -6,6 +6,7 @@ package clients
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +17,8 @@ import (
 )
 
 // NewHTTPClient returns the client every backend shares. gRPC calls go over
-// HTTP/2 (prior-knowledge h2c for http, ALPN for https), since gRPC needs it.
+// HTTP/2 (prior-knowledge h2c for http, ALPN for https), since gRPC needs it;
+// on h2c, a request's headers go out with its body (coalescingConn).
 // Connect and gRPC-Web calls to an http URL go over pooled HTTP/1.1
 // keep-alive connections: for small unary calls Go's HTTP/1.1 client costs
 // less CPU than its HTTP/2 client, which writes headers and body in separate
@@ -28,25 +30,35 @@ import (
 // The client never follows redirects and ignores proxy environment
 // variables: the gateway talks to the configured backends and nowhere else.
 func NewHTTPClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Client{
-		Transport: &protocolTransport{
-			h2:    newTransport(func(p *http.Protocols) { p.SetHTTP2(true); p.SetUnencryptedHTTP2(true) }),
-			http1: newTransport(func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }),
-		},
+		Transport: newProtocolTransport(dialer.DialContext),
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errRedirect
 		},
 	}
 }
 
+// dialFunc opens a connection, as net.Dialer.DialContext does.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// newProtocolTransport returns the transports of NewHTTPClient, opening
+// connections with dial.
+func newProtocolTransport(dial dialFunc) *protocolTransport {
+	return &protocolTransport{
+		h2:    newTransport(func(p *http.Protocols) { p.SetHTTP2(true); p.SetUnencryptedHTTP2(true) }, coalescing(dial)),
+		http1: newTransport(func(p *http.Protocols) { p.SetHTTP1(true); p.SetHTTP2(true) }, dial),
+	}
+}
+
 var errRedirect = errors.New("backend redirects are not followed")
 
-// newTransport returns a pooled transport speaking the protocols set.
-func newTransport(protocols func(*http.Protocols)) *http.Transport {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+// newTransport returns a pooled transport speaking the protocols set,
+// opening connections with dial.
+func newTransport(protocols func(*http.Protocols), dial dialFunc) *http.Transport {
 	t := &http.Transport{
 		Proxy:       nil,
-		DialContext: dialer.DialContext,
+		DialContext: dial,
 		// HTTP/1.1 holds one call per connection: keep enough idle ones for
 		// a burst of concurrent calls to one backend, and bound how many
 		// are open so a stalled backend cannot take every local port.
