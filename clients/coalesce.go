@@ -12,6 +12,9 @@ import (
 // microseconds; only a stream whose first message is not ready waits, once.
 const coalesceDelay = time.Millisecond
 
+// maxHeldCap bounds the buffer a connection keeps between calls.
+const maxHeldCap = 16 << 10
+
 // HTTP/2 frame types and flags that coalescingConn reads (RFC 9113, 4.1
 // and 6.2).
 const (
@@ -52,6 +55,9 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		c.held = append(c.held, p...)
 		_, err := c.Conn.Write(c.held)
 		c.held = c.held[:0]
+		if cap(c.held) > maxHeldCap {
+			c.held = nil // a large body's buffer is not kept for the connection's life
+		}
 		if err != nil {
 			c.err = err
 			return 0, err
