@@ -200,9 +200,10 @@ const userTokenMaxAge = time.Minute
 
 // userToken is an access token of a user for some backends (its audience
 // holds theirs), as the gateway holds one, for the floors: a backend called
-// directly, without the gateway, and the library floor calling backends. The harness gets it as the gateway does, with the gateway's own
-// client at the demo provider (authorization code with PKCE), so the
-// backend answers the user's data exactly as it does to the gateway.
+// directly, without the gateway, and the library floor calling backends.
+// The harness gets it as the gateway does, with the gateway's own client at
+// the demo provider (authorization code with PKCE), so the backend answers
+// the user's data exactly as it does to the gateway.
 type userToken struct {
 	world    *world
 	user     string

@@ -37,8 +37,8 @@ type world struct {
 	config  gatewayConfig
 	cookie  string // alice's session cookie value
 	floor   *userToken
-	// libfloor serves benchfloor (the libfloor and libdash paths), started
-	// at its first use.
+	// libfloor serves benchfloor (the libfloor, libdash and libsession
+	// paths), started at its first use.
 	libfloor *process
 	// libfloorToken is the bearer the library floor forwards to each of
 	// its backends.
@@ -361,7 +361,7 @@ func (w *world) cannedForwarded(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// close stops both processes and removes the directory.
+// close stops the world's processes and removes the directory.
 func (w *world) close() {
 	w.gateway.stop()
 	w.libfloor.stop()
@@ -369,8 +369,8 @@ func (w *world) close() {
 	_ = os.RemoveAll(w.dir) // temporary; nothing to do if it fails
 }
 
-// withLogs adds the tails of both logs to err, since they are about to be
-// removed.
+// withLogs adds the tails of the processes' logs to err, since they are
+// about to be removed.
 func (w *world) withLogs(err error) error {
 	for _, p := range []*process{w.gateway, w.libfloor, w.demo} {
 		if p != nil {
