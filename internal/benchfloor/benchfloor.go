@@ -15,7 +15,6 @@ package benchfloor
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -23,7 +22,6 @@ import (
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
 	"connectrpc.com/connect/v2/connectproto"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	loyaltyv1 "github.com/custodian-bff/custodian/gen/go/acme/loyalty/v1"
@@ -70,7 +68,7 @@ func NewHandler(httpClient *http.Client, backends Backends) http.Handler {
 	custodianv1connect.RegisterSessionServiceHandler(srv, session{})
 	mux := http.NewServeMux()
 	connecthttp.Mount(mux, srv,
-		connecthttp.WithCodecs(jsonCodec{connectproto.NewJSONCodec()}, connectproto.NewBinaryCodec()),
+		connecthttp.WithCodecs(jsonenc.Codec{JSONCodec: connectproto.NewJSONCodec()}, connectproto.NewBinaryCodec()),
 		connecthttp.WithCompressMinBytes(compressMinBytes))
 	return mux
 }
@@ -177,27 +175,4 @@ func (session) GetSession(context.Context, *custodianv1.GetSessionRequest) (*cus
 		AbsoluteExpireTime: timestamppb.New(now.Add(12 * time.Hour)),
 		LogoutUrl:          "http://localhost/auth/logout?id=0123456789abcdef",
 	}, nil
-}
-
-// jsonCodec writes answers with jsonenc, as the gateway's JSON codec does.
-type jsonCodec struct{ *connectproto.JSONCodec }
-
-func (c jsonCodec) MarshalWrite(ctx context.Context, dst io.Writer, msg any) error {
-	m, ok := msg.(proto.Message)
-	if !ok {
-		return c.JSONCodec.MarshalWrite(ctx, dst, msg)
-	}
-	var buf []byte
-	if ab, ok := dst.(interface{ AvailableBuffer() []byte }); ok {
-		buf = ab.AvailableBuffer()
-	}
-	out, err := jsonenc.AppendMessage(buf, m)
-	if errors.Is(err, jsonenc.ErrUnsupported) {
-		return c.JSONCodec.MarshalWrite(ctx, dst, msg)
-	}
-	if err != nil {
-		return err
-	}
-	_, err = dst.Write(out)
-	return err
 }
