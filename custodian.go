@@ -157,7 +157,12 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 		return nil, err
 	}
 
-	obsOpts := []observe.Option{observe.WithLogger(logger), observe.WithMeterProvider(tel.meters)}
+	var srv *server.Server // named below, before it serves a request
+	obsOpts := []observe.Option{
+		observe.WithLogger(logger),
+		observe.WithMeterProvider(tel.meters),
+		observe.WithRoutes(func(r *http.Request) string { return srv.Route(r) }),
+	}
 	if on := cfg.Telemetry.AccessLog; on != nil {
 		obsOpts = append(obsOpts, observe.WithAccessLog(*on))
 	}
@@ -177,6 +182,9 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 			MaxConcurrentStreams: cfg.Server.MaxConcurrentStreams,
 			ShutdownTimeout:      cfg.Server.ShutdownTimeout,
 		}),
+		// The access log's line of a request no method serves, or one
+		// refused before its method runs, around everything that may refuse.
+		server.WithMiddleware(obs.Middleware),
 		// Headers and CORS first, so that even a rate-limit refusal carries
 		// them and a cross-origin script can read its Retry-After.
 		server.WithMiddleware(security.Headers(sessions.CookieName(), cfg.TLS != nil)),
@@ -202,7 +210,7 @@ func New(cfg *config.Config, opts ...Option) (_ *Gateway, err error) {
 	if cfg.TLS != nil {
 		serverOpts = append(serverOpts, server.WithTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile))
 	}
-	srv, err := server.New(serverOpts...)
+	srv, err = server.New(serverOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("custodian: %w", err)
 	}

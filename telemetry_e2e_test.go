@@ -96,6 +96,19 @@ func (r *telemetryRig) options() []gt.Option {
 	}
 }
 
+// linesOf returns the access-log lines ("call" or "request") of request
+// rid written so far.
+func (r *telemetryRig) linesOf(t *testing.T, rid string) []map[string]any {
+	t.Helper()
+	var found []map[string]any
+	for _, rec := range r.logRecords(t) {
+		if (rec["msg"] == "call" || rec["msg"] == "request") && rec["request_id"] == rid {
+			found = append(found, rec)
+		}
+	}
+	return found
+}
+
 // serverSpan waits for the server span of the call with request id rid and
 // returns it, failing the test unless exactly one has that id.
 func (r *telemetryRig) serverSpan(t *testing.T, rid string) sdktrace.ReadOnlySpan {
@@ -597,6 +610,11 @@ func TestTelemetryHoldsNoSecret(t *testing.T) {
 					t.Errorf("%s is missing from the log, the spans or the metrics", want)
 				}
 			}
+			// And the access log's lines of the callbacks, whose query held
+			// the codes and states.
+			if want := `"msg":"request","http_method":"GET","route":"GET ` + login.CallbackPath + `","status":200`; !strings.Contains(logs, want) {
+				t.Errorf("the log has no line %s", want)
+			}
 			needles := sec.all()
 			if c.full {
 				if len(logs) < 3<<10 || len(ended) < 40 || len(metrics) < 8<<10 {
@@ -1031,8 +1049,11 @@ func cacheResults(spans []sdktrace.ReadOnlySpan) []string {
 // state of the caller's session; never a cookie or token.
 func TestTelemetryAccessLog(t *testing.T) {
 	t.Parallel()
+	const getProduct = "/acme.storefront.v1.ProductService/GetProduct"
 	rig := newTelemetryRig(t)
-	e := gt.NewDemoEnv(t, rig.options()...)
+	e := gt.NewDemoEnv(t, append(rig.options(), gt.WithConfig(func(c *config.Config) {
+		c.RateLimits.Methods = map[string]config.RateLimit{getProduct: {Rate: 0.001, Burst: 1}}
+	}))...)
 	calls := &tracker{}
 	sec := &secrets{}
 	alice := e.Browser(t)
@@ -1140,16 +1161,117 @@ func TestTelemetryAccessLog(t *testing.T) {
 		})
 	}
 
+	// A request that no method serves, or that is refused before its method
+	// runs, gets the HTTP layer's line instead: the route that serves it
+	// (never its path or query), and its status.
+	if _, err := calls.call(t, nil, func(ctx context.Context) error {
+		_, err := storefrontv1connect.NewProductServiceClient(anon.Client(gt.Connect)).GetProduct(ctx, &storefrontv1.GetProductRequest{ProductId: "p-0001"})
+		return err
+	}); err != nil {
+		t.Fatal(err) // the rate limit's one token
+	}
+	request := func(method, path, contentType string, body []byte) func(t *testing.T) gt.Hop {
+		return func(t *testing.T) gt.Hop {
+			req, err := http.NewRequest(method, e.Public+path, bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if contentType != "" {
+				req.Header.Set("Content-Type", contentType)
+			}
+			return anon.Do(t, req)
+		}
+	}
+	const query = "?code=c0de-in-the-query&state=st4te-in-the-query"
+	requests := []struct {
+		name   string
+		do     func(t *testing.T) gt.Hop
+		method string
+		route  string
+		status int
+		line   bool
+	}{
+		{
+			name: "over a method's rate limit", do: request(http.MethodPost, getProduct, "application/json", []byte(`{"productId":"p-0001"}`)),
+			method: http.MethodPost, route: getProduct, status: http.StatusTooManyRequests, line: true,
+		},
+		{
+			name: "a body over the size limit", do: request(http.MethodPost, "/"+dashboardMethod, "application/json", bytes.Repeat([]byte(" "), 1<<20+1)),
+			method: http.MethodPost, route: "/" + dashboardMethod, status: http.StatusRequestEntityTooLarge, line: true,
+		},
+		{
+			name: "a content type no protocol has", do: request(http.MethodPost, "/"+dashboardMethod, "text/plain", []byte("{}")),
+			method: http.MethodPost, route: "/" + dashboardMethod, status: http.StatusUnsupportedMediaType, line: true,
+		},
+		{
+			name: "the login route", do: request(http.MethodGet, login.LoginPath+"?return_to=/", "", nil),
+			method: http.MethodGet, route: "GET " + login.LoginPath, status: http.StatusSeeOther, line: true,
+		},
+		{
+			name: "the callback with a code and state it never issued", do: request(http.MethodGet, login.CallbackPath+query, "", nil),
+			method: http.MethodGet, route: "GET " + login.CallbackPath, status: http.StatusBadRequest, line: true,
+		},
+		{
+			name: "an unknown path", do: request(http.MethodGet, "/no/such/page"+query, "", nil),
+			method: http.MethodGet, route: "", status: http.StatusNotFound, line: true,
+		},
+		{
+			name: "the readiness probe", do: request(http.MethodGet, "/readyz", "", nil),
+			status: http.StatusOK,
+		},
+	}
+	for _, c := range requests {
+		t.Run(c.name, func(t *testing.T) {
+			hop := c.do(t)
+			if hop.Status != c.status {
+				t.Fatalf("status %d, want %d; body %.300q", hop.Status, c.status, hop.Body)
+			}
+			rid := hop.Header.Get("X-Request-Id")
+			if rid == "" {
+				t.Fatal("no X-Request-Id on the answer")
+			}
+			if !c.line {
+				// Lines are written in order: once a later request's line
+				// is there, this one's would be too.
+				next := request(http.MethodGet, "/no/such/page", "", nil)(t).Header.Get("X-Request-Id")
+				waitFor(t, "the line of the request after it", func() bool { return len(rig.linesOf(t, next)) == 1 })
+				if lines := rig.linesOf(t, rid); len(lines) != 0 {
+					t.Errorf("lines %v, want none", lines)
+				}
+				return
+			}
+			var lines []map[string]any
+			waitFor(t, "the line of request "+rid, func() bool {
+				lines = rig.linesOf(t, rid)
+				return len(lines) > 0
+			})
+			if len(lines) != 1 {
+				t.Fatalf("%d lines for request %s, want 1: %v", len(lines), rid, lines)
+			}
+			line := lines[0]
+			want := map[string]any{"level": "INFO", "msg": "request", "http_method": c.method, "route": c.route, "status": float64(c.status)}
+			for k, v := range want {
+				if line[k] != v {
+					t.Errorf("%s = %v, want %v (line %v)", k, line[k], v, line)
+				}
+			}
+		})
+	}
+
 	// One line per call, and never a secret.
 	n := 0
 	var hay []haystack
 	for _, rec := range rig.logRecords(t) {
-		if rec["msg"] == "call" {
-			n++
+		if rec["msg"] == "call" || rec["msg"] == "request" {
 			raw, _ := json.Marshal(rec)
 			hay = append(hay, haystack{"log", "access log", string(raw)})
 		}
+		if rec["msg"] == "call" {
+			n++
+		}
 	}
+	sec.add(t, "a code in a query", "c0de-in-the-query")
+	sec.add(t, "a state in a query", "st4te-in-the-query")
 	if want := len(calls.all()); n != want {
 		t.Errorf("%d access log lines for %d calls", n, want)
 	}
@@ -1344,6 +1466,7 @@ func TestTelemetryMetrics(t *testing.T) {
 			},
 			deltas: []delta{
 				{"custodian_ratelimit_refusals_total", map[string]string{"custodian_limit": "method"}, 1, 1},
+				{"custodian_http_refusals_total", map[string]string{"http_response_status_code": "429"}, 1, 1},
 				{"rpc_server_call_duration_seconds_count", server(strings.TrimPrefix(getProduct, "/"), "OK"), 1, 1},
 			},
 		},

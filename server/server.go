@@ -38,6 +38,8 @@ type Server struct {
 
 	interceptors []connect.ServerInterceptor
 
+	routes map[string]http.Handler // the plain routes' handlers by pattern, for Route
+
 	mu       sync.Mutex
 	services []string
 	schema   *publicSchema // what reflection describes; Mount adds to it under mu
@@ -79,10 +81,12 @@ func New(opts ...Option) (*Server, error) {
 	mux := s.mux
 	mux.HandleFunc("GET /healthz", s.health.serveLive)
 	mux.HandleFunc("GET /readyz", s.health.serveReady)
+	s.routes = make(map[string]http.Handler, len(o.routes))
 	for _, r := range o.routes {
 		if err := s.handle(r.pattern, http.MaxBytesHandler(r.handler, s.limits.MaxBodyBytes)); err != nil {
 			return nil, err
 		}
+		s.routes[r.pattern] = r.handler
 	}
 	for _, svc := range o.services {
 		if err := s.Mount(svc); err != nil {
@@ -195,6 +199,32 @@ func (s *Server) Services() []string {
 	defer s.mu.Unlock()
 	return append([]string(nil), s.services...)
 }
+
+// Route returns the pattern that serves r: the pattern of the innermost
+// http.ServeMux r would reach through a plain route's handler, else the
+// server's own (a procedure's path, GET /readyz), "" for none. It names a
+// request without its path parameters; it is not on the path of a call.
+func (s *Server) Route(r *http.Request) string {
+	_, pattern := s.mux.Handler(r)
+	h := s.routes[pattern]
+	for range maxRouteDepth {
+		mux, ok := h.(interface {
+			Handler(*http.Request) (http.Handler, string)
+		})
+		if !ok {
+			break
+		}
+		var inner string
+		if h, inner = mux.Handler(r); inner == "" {
+			break
+		}
+		pattern = inner
+	}
+	return pattern
+}
+
+// maxRouteDepth bounds how many muxes in muxes Route looks through.
+const maxRouteDepth = 4
 
 // Handler returns the server's routes, for tests and for embedding.
 func (s *Server) Handler() http.Handler {

@@ -732,6 +732,44 @@ func TestNewServicesAndHandler(t *testing.T) {
 	}
 }
 
+// TestRoute names requests by the pattern that serves them: a procedure's,
+// the server's own, the innermost of muxes in routes, or none.
+func TestRoute(t *testing.T) {
+	t.Parallel()
+	inner := http.NewServeMux()
+	inner.HandleFunc("GET /auth/callback", func(http.ResponseWriter, *http.Request) {})
+	inner.HandleFunc("GET /auth/orders/{id}", func(http.ResponseWriter, *http.Request) {})
+	srv, err := server.New(
+		server.WithService(productService(newFakeProducts())),
+		server.WithHandler("/auth/", inner),
+		server.WithHandler("GET /page", http.NotFoundHandler()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	getProduct := storefrontv1connect.ProductServiceGetProductProcedure
+	cases := []struct {
+		name, method, target, want string
+	}{
+		{"a procedure", http.MethodPost, getProduct, getProduct},
+		{"a procedure's Connect GET with its query", http.MethodGet, getProduct + "?message=e30&encoding=json", getProduct},
+		{"a probe", http.MethodGet, "/readyz", "GET /readyz"},
+		{"a route's mux", http.MethodGet, "/auth/callback?code=c&state=s", "GET /auth/callback"},
+		{"a route's mux with a parameter", http.MethodGet, "/auth/orders/o-1001", "GET /auth/orders/{id}"},
+		{"a path the route's mux does not serve", http.MethodGet, "/auth/nothing", "/auth/"},
+		{"a route that is not a mux", http.MethodGet, "/page", "GET /page"},
+		{"no route", http.MethodGet, "/nothing/here", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if got := srv.Route(httptest.NewRequest(c.method, c.target, nil)); got != c.want {
+				t.Errorf("Route(%s %s) = %q, want %q", c.method, c.target, got, c.want)
+			}
+		})
+	}
+}
+
 // TestMount mounts a service on a built server: it is served behind the
 // edge, listed by Services, health and reflection. A Mount that fails
 // leaves the server as it was.

@@ -12,6 +12,7 @@ type Call struct {
 	mu       sync.Mutex
 	session  string
 	backends []BackendCall
+	taken    bool // a browser-facing method's interceptor logs the call
 }
 
 // BackendCall is one backend call made for a browser call.
@@ -53,6 +54,22 @@ func (c *Call) AddBackend(b BackendCall) {
 	c.mu.Lock()
 	c.backends = append(c.backends, b)
 	c.mu.Unlock()
+}
+
+// Take records that a browser-facing method's interceptor writes the
+// call's access-log line (or chose to write none), so that the HTTP layer
+// around it writes no second one.
+func (c *Call) Take() {
+	c.mu.Lock()
+	c.taken = true
+	c.mu.Unlock()
+}
+
+// Taken reports whether Take was called.
+func (c *Call) Taken() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.taken
 }
 
 // Session returns the recorded session state.

@@ -260,3 +260,189 @@ func activeCalls(t *testing.T, reader sdkmetric.Reader) int64 {
 	}
 	return n
 }
+
+// TestMiddleware serves a method behind the Observer's interceptors, a
+// middleware that refuses, a login route and the probes, all behind its
+// Middleware, and checks that each request gets exactly one access-log
+// line, the method's "call" or the Middleware's "request", that neither the
+// path nor the query reaches the log, and which statuses count as refusals.
+func TestMiddleware(t *testing.T) {
+	t.Parallel()
+	const secret = "c0de-and-5tate"
+	cases := []struct {
+		name       string
+		opts       []observe.Option
+		method     string
+		path       string
+		header     map[string]string
+		body       string
+		fail       bool // the method fails
+		wantStatus int
+		wantMsg    string // "" for no line
+		wantRoute  string
+		wantMethod string // http_method; default method
+		refused    bool   // counted in custodian.http.refusals
+	}{
+		{name: "a method's call", method: http.MethodPost, path: "/" + getSession, body: "{}",
+			header: map[string]string{"Content-Type": "application/json"}, wantStatus: http.StatusOK, wantMsg: "call"},
+		{name: "a method's error", method: http.MethodPost, path: "/" + getSession, body: "{}", fail: true,
+			header: map[string]string{"Content-Type": "application/json"}, wantStatus: http.StatusUnauthorized, wantMsg: "call"},
+		{name: "refused by a middleware", method: http.MethodPost, path: "/" + getSession, body: "{}",
+			header:     map[string]string{"Content-Type": "application/json", "X-Refuse": "1"},
+			wantStatus: http.StatusTooManyRequests, wantMsg: "request", wantRoute: "/" + getSession, refused: true},
+		{name: "refused by Connect before the method", method: http.MethodPost, path: "/" + getSession, body: "{}",
+			header:     map[string]string{"Content-Type": "text/plain"},
+			wantStatus: http.StatusUnsupportedMediaType, wantMsg: "request", wantRoute: "/" + getSession, refused: true},
+		{name: "a login route with a code and state", method: http.MethodGet, path: "/auth/callback?code=" + secret + "&state=" + secret,
+			wantStatus: http.StatusFound, wantMsg: "request", wantRoute: "GET /auth/callback"},
+		{name: "a route with a parameter", method: http.MethodGet, path: "/orders/" + secret,
+			wantStatus: http.StatusOK, wantMsg: "request", wantRoute: "GET /orders/{id}"},
+		{name: "an unknown path", method: http.MethodGet, path: "/" + secret, wantStatus: http.StatusNotFound, wantMsg: "request", wantRoute: "", refused: true},
+		{name: "a method HTTP does not have", method: "BREW", path: "/" + secret, wantStatus: http.StatusNotFound, wantMsg: "request",
+			wantMethod: "_OTHER", wantRoute: "", refused: true},
+		{name: "the liveness probe", method: http.MethodGet, path: "/healthz", wantStatus: http.StatusOK},
+		{name: "access log off", opts: []observe.Option{observe.WithAccessLog(false)}, method: http.MethodGet, path: "/nope",
+			wantStatus: http.StatusNotFound, refused: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			reader := sdkmetric.NewManualReader()
+			meters := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			logs := &lockedBuffer{}
+			logger := slog.New(requestid.LogHandler(slog.NewJSONHandler(logs, nil)))
+			mux := http.NewServeMux()
+			route := func(r *http.Request) string {
+				_, pattern := mux.Handler(r)
+				return pattern
+			}
+			obs, err := observe.New(append([]observe.Option{observe.WithLogger(logger), observe.WithMeterProvider(meters), observe.WithRoutes(route)}, c.opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := connect.NewServer(obs.Metrics(), obs.AccessLog())
+			svc := &sessions{inFlight: func() int64 { return 1 }, seen: make(chan int64, 1)}
+			if c.fail {
+				svc.err = connect.NewError(connect.CodeUnauthenticated, "sign-in required")
+			}
+			custodianv1connect.RegisterSessionServiceHandler(srv, svc)
+			connecthttp.Mount(mux, srv)
+			mux.HandleFunc("GET /healthz", func(http.ResponseWriter, *http.Request) {})
+			mux.HandleFunc("GET /orders/{id}", func(http.ResponseWriter, *http.Request) {})
+			mux.HandleFunc("GET /auth/callback", func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "/", http.StatusFound)
+			})
+			refuse := func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Header.Get("X-Refuse") != "" {
+						http.Error(w, "slow down", http.StatusTooManyRequests)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			}
+			ts := httptest.NewServer(requestid.Middleware(obs.Middleware(refuse(mux))))
+			t.Cleanup(ts.Close)
+
+			req, err := http.NewRequest(c.method, ts.URL+c.path, strings.NewReader(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range c.header {
+				req.Header.Set(k, v)
+			}
+			client := *ts.Client()
+			client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, c.wantStatus)
+			}
+			// The handler returns after the answer is written.
+			want := 0
+			if c.refused {
+				want = 1
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for refusals(t, reader, c.wantStatus) != want && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := refusals(t, reader, c.wantStatus); n != want {
+				t.Errorf("custodian.http.refusals{%d} = %d, want %d", c.wantStatus, n, want)
+			}
+			lines := logLines(t, logs)
+			if strings.Contains(logs.String(), secret) {
+				t.Errorf("the query reached the log: %s", logs.String())
+			}
+			if c.wantMsg == "" {
+				if len(lines) != 0 {
+					t.Errorf("log lines %v, want none", lines)
+				}
+				return
+			}
+			if len(lines) != 1 {
+				t.Fatalf("log lines %v, want one", lines)
+			}
+			line := lines[0]
+			if line["msg"] != c.wantMsg || line["request_id"] != resp.Header.Get(requestid.Header) || line["level"] != "INFO" {
+				t.Errorf("line %v, want msg %q and request_id %q", line, c.wantMsg, resp.Header.Get(requestid.Header))
+			}
+			if c.wantMsg != "request" {
+				return
+			}
+			method := c.method
+			if c.wantMethod != "" {
+				method = c.wantMethod
+			}
+			wantFields := map[string]any{"http_method": method, "route": c.wantRoute, "status": float64(c.wantStatus)}
+			for k, v := range wantFields {
+				if line[k] != v {
+					t.Errorf("%s = %v, want %v", k, line[k], v)
+				}
+			}
+			for k := range line {
+				if _, known := wantFields[k]; !known && k != "time" && k != "level" && k != "msg" && k != "request_id" && k != "duration_ms" {
+					t.Errorf("unexpected field %s = %v", k, line[k])
+				}
+			}
+		})
+	}
+}
+
+// logLines parses the JSON lines of logs.
+func logLines(t *testing.T, logs *lockedBuffer) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, raw := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if raw == "" {
+			continue
+		}
+		var line map[string]any
+		if err := json.Unmarshal([]byte(raw), &line); err != nil {
+			t.Fatalf("log line %q: %v", raw, err)
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// refusals returns custodian.http.refusals for status.
+func refusals(t *testing.T, reader sdkmetric.Reader, status int) int {
+	t.Helper()
+	n := 0
+	for _, m := range collect(t, reader) {
+		sum, ok := m.Data.(metricdata.Sum[int64])
+		if !ok || m.Name != "custodian.http.refusals" {
+			continue
+		}
+		for _, dp := range sum.DataPoints {
+			if v, _ := dp.Attributes.Value(attribute.Key("http.response.status_code")); v.AsInt64() == int64(status) {
+				n += int(dp.Value)
+			}
+		}
+	}
+	return n
+}
