@@ -24,6 +24,10 @@ package custodian_test
 // client transport included). The orders backend speaks Connect here (the
 // demo's speaks gRPC), over pooled HTTP/1.1 keep-alive connections.
 //
+// "canned-telemetry": the same with metrics recorded (an admin listener)
+// and 10 % of traces sampled and batched to an exporter that drops them:
+// the cost of the telemetry the operations guide measures in the harness.
+//
 // "demo": the demo world as the harness starts it: orders over gRPC (h2c)
 // to the demo backend, in the same process, which checks alice's JWT on
 // every call (verified once, then from its cache) and reads the order
@@ -35,6 +39,7 @@ package custodian_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,10 +52,12 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/custodian-bff/custodian"
 	catalogv1 "github.com/custodian-bff/custodian/gen/go/acme/catalog/v1"
 	"github.com/custodian-bff/custodian/gen/go/acme/catalog/v1/catalogv1connect"
 	ordersv1 "github.com/custodian-bff/custodian/gen/go/acme/orders/v1"
@@ -334,6 +341,11 @@ func benchServe(b *testing.B, h http.Handler, req *http.Request) {
 	}
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
+	cpu := gt.ProcessCPU()
+	defer func() {
+		// The whole process's: the gateway, the in-process backend, the GC.
+		b.ReportMetric(float64(gt.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
+	}()
 	for b.Loop() {
 		if body != nil {
 			body.off = 0
@@ -348,53 +360,19 @@ func benchServe(b *testing.B, h http.Handler, req *http.Request) {
 }
 
 func BenchmarkPassThrough(b *testing.B) {
-	b.Run("canned", func(b *testing.B) {
-		products := benchProducts()
-		order := benchOrder(products)
-		backend := startCannedBackend(b, map[string]proto.Message{
-			ordersv1connect.OrderServiceGetOrderProcedure:            &ordersv1.GetOrderResponse{Order: order},
-			catalogv1connect.CatalogServiceBatchGetProductsProcedure: &catalogv1.BatchGetProductsResponse{Products: products},
-		})
-		e := gt.NewDemoEnv(b, gt.WithAccessLifetime(time.Hour), gt.WithConfig(func(c *config.Config) {
-			for i, be := range c.Backends {
-				if be.Name == "orders" || be.Name == "catalog" {
-					c.Backends[i].URL = backend.URL
-					c.Backends[i].Protocol = config.ProtocolConnect
-				}
-			}
-		}))
-		br := e.SignedIn(b, "alice")
-		h := e.Gateway.Handler()
-
-		for _, c := range []struct {
-			name   string
-			binary bool
-			req    *http.Request
-		}{
-			{"get-json", false, benchGetOrder(e, br, order.GetOrderId())},
-			// For comparison: the same call from a binary Connect client.
-			{"post-proto", true, benchPostOrder(b, e, br, order.GetOrderId())},
-		} {
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, c.req)
-			benchCheckAnswer(b, w, c.binary, order.GetOrderId(), len(order.GetLines()))
-			if auth := backend.lastAuth(ordersv1connect.OrderServiceGetOrderProcedure); auth != "Bearer "+e.Tokens.Last("authorization_code", "access_token") || len(auth) < 100 {
-				b.Fatalf("the orders backend got Authorization %q, want alice's access token", auth)
-			}
-			if n := backend.callsOf(catalogv1connect.CatalogServiceBatchGetProductsProcedure); n != 1 {
-				b.Fatalf("%d catalog calls, want 1", n)
-			}
-			b.Run(c.name, func(b *testing.B) {
-				before := backend.callsOf(ordersv1connect.OrderServiceGetOrderProcedure)
-				benchServe(b, h, c.req)
-				if got := backend.callsOf(ordersv1connect.OrderServiceGetOrderProcedure) - before; got != b.N {
-					b.Errorf("%d orders calls for %d browser calls", got, b.N)
-				}
-			})
-		}
-		if err := backend.errors(); err != nil {
-			b.Error(err)
-		}
+	b.Run("canned", func(b *testing.B) { benchCanned(b) })
+	// The same with the telemetry the issue measures: metrics recorded for
+	// an admin listener, 10 % of traces sampled and batched to an exporter
+	// that drops them.
+	b.Run("canned-telemetry", func(b *testing.B) {
+		ratio := 0.1
+		benchCanned(b,
+			gt.WithConfig(func(c *config.Config) {
+				c.Telemetry.Admin.Listen = "127.0.0.1:0"
+				c.Telemetry.Traces.SampleRatio = &ratio
+			}),
+			gt.WithGatewayOption(custodian.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(discardSpans{}))),
+		)
 	})
 
 	b.Run("demo", func(b *testing.B) {
@@ -409,3 +387,60 @@ func BenchmarkPassThrough(b *testing.B) {
 		benchServe(b, h, req)
 	})
 }
+
+// benchCanned measures GetOrder through the whole gateway, on a canned
+// orders and catalog backend, with opts.
+func benchCanned(b *testing.B, opts ...gt.Option) {
+	products := benchProducts()
+	order := benchOrder(products)
+	backend := startCannedBackend(b, map[string]proto.Message{
+		ordersv1connect.OrderServiceGetOrderProcedure:            &ordersv1.GetOrderResponse{Order: order},
+		catalogv1connect.CatalogServiceBatchGetProductsProcedure: &catalogv1.BatchGetProductsResponse{Products: products},
+	})
+	e := gt.NewDemoEnv(b, append([]gt.Option{gt.WithAccessLifetime(time.Hour), gt.WithConfig(func(c *config.Config) {
+		for i, be := range c.Backends {
+			if be.Name == "orders" || be.Name == "catalog" {
+				c.Backends[i].URL = backend.URL
+				c.Backends[i].Protocol = config.ProtocolConnect
+			}
+		}
+	})}, opts...)...)
+	br := e.SignedIn(b, "alice")
+	h := e.Gateway.Handler()
+
+	for _, c := range []struct {
+		name   string
+		binary bool
+		req    *http.Request
+	}{
+		{"get-json", false, benchGetOrder(e, br, order.GetOrderId())},
+		// For comparison: the same call from a binary Connect client.
+		{"post-proto", true, benchPostOrder(b, e, br, order.GetOrderId())},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, c.req)
+		benchCheckAnswer(b, w, c.binary, order.GetOrderId(), len(order.GetLines()))
+		if auth := backend.lastAuth(ordersv1connect.OrderServiceGetOrderProcedure); auth != "Bearer "+e.Tokens.Last("authorization_code", "access_token") || len(auth) < 100 {
+			b.Fatalf("the orders backend got Authorization %q, want alice's access token", auth)
+		}
+		if n := backend.callsOf(catalogv1connect.CatalogServiceBatchGetProductsProcedure); n != 1 {
+			b.Fatalf("%d catalog calls, want 1", n)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			before := backend.callsOf(ordersv1connect.OrderServiceGetOrderProcedure)
+			benchServe(b, h, c.req)
+			if got := backend.callsOf(ordersv1connect.OrderServiceGetOrderProcedure) - before; got != b.N {
+				b.Errorf("%d orders calls for %d browser calls", got, b.N)
+			}
+		})
+	}
+	if err := backend.errors(); err != nil {
+		b.Error(err)
+	}
+}
+
+// discardSpans is a span exporter that drops what it is given.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }

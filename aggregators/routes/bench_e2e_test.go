@@ -18,7 +18,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -266,15 +265,6 @@ func byHandComments(cs []*backendv1.Comment) []*webv1.Comment {
 	return out
 }
 
-// processCPU returns the CPU time the process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchProtocols are the protocols the benchmarks call with.
 var benchProtocols = []gt.RPC{gt.RPCProtocols()[1], gt.RPCProtocols()[0]} // Connect binary, Connect JSON
 
@@ -330,7 +320,7 @@ func benchmarkGetTicket(b *testing.B, route bool) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
-			cpu := processCPU()
+			cpu := gt.ProcessCPU()
 			for b.Loop() {
 				if _, err := getTicket(ctx, client); err != nil {
 					b.Fatal(err)
@@ -338,7 +328,7 @@ func benchmarkGetTicket(b *testing.B, route bool) {
 			}
 			// CPU time of the whole process (browser, gateway and backend)
 			// per call: steadier than ns/op on a shared machine.
-			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(gt.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(size), "backend-B")
 		})
 	}
