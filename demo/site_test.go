@@ -158,6 +158,24 @@ func TestSiteSignedIn(t *testing.T) {
 	if home.Status != http.StatusOK || strings.Contains(home.Body, `id="missing"`) || strings.Contains(home.Body, "no trace recorded") {
 		t.Fatalf("dashboard: status %d\n%s", home.Status, home.Body)
 	}
+	// The waterfall shows the first visit's token exchange and catalog
+	// miss, and the next visit's cache hits instead.
+	for _, want := range []string{"custodian.token_exchange", "BatchGetProducts", "cache=miss · cache name=catalog_products"} {
+		if !strings.Contains(home.Body, want) {
+			t.Errorf("the first dashboard's waterfall does not show %q", want)
+		}
+	}
+	second := b.Get(t, e.Public+"/")
+	for _, want := range []string{"cache=hit · cache name=exchanged_token", "cache=hit · cache name=catalog_products"} {
+		if !strings.Contains(second.Body, want) {
+			t.Errorf("the second dashboard's waterfall does not show %q", want)
+		}
+	}
+	for _, unwanted := range []string{"custodian.token_exchange", "BatchGetProducts"} {
+		if strings.Contains(second.Body, unwanted) {
+			t.Errorf("the second dashboard's waterfall shows %q", unwanted)
+		}
+	}
 
 	orders := b.Get(t, e.Public+"/orders")
 	wantClean(t, "orders", orders, b)

@@ -29,6 +29,8 @@ var shownAttributes = []attribute.Key{
 	"rpc.response.status_code",
 	"custodian.cache",
 	"custodian.cache.name",
+	"custodian.cache.hits",
+	"custodian.cache.misses",
 	"custodian.part",
 	"custodian.reason",
 	"custodian.outcome",

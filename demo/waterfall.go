@@ -186,6 +186,8 @@ var attributeLabels = map[string]string{
 	"rpc.response.status_code":   "code",
 	"custodian.cache":            "cache",
 	"custodian.cache.name":       "cache name",
+	"custodian.cache.hits":       "hits",
+	"custodian.cache.misses":     "misses",
 	"custodian.part":             "part",
 	"custodian.reason":           "reason",
 	"custodian.outcome":          "outcome",

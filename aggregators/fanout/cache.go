@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -121,6 +122,35 @@ func (c *Cache[K, V]) Lookup(ctx context.Context, key K) (V, bool) {
 		c.lookups.Add(ctx, 1, c.miss...)
 	}
 	return v, ok
+}
+
+// LookupAll looks up keys, each counted as Lookup counts it, and returns
+// the values found by key and the keys not found, in their order, each
+// once. A traced call gets one custodian.cache span for them all, with how
+// many were hits and misses.
+func (c *Cache[K, V]) LookupAll(ctx context.Context, keys []K) (map[K]V, []K) {
+	found := make(map[K]V, len(keys))
+	var missing []K
+	for _, k := range keys {
+		if _, seen := found[k]; seen || slices.Contains(missing, k) {
+			continue
+		}
+		if v, ok := c.Lookup(ctx, k); ok {
+			found[k] = v
+			continue
+		}
+		missing = append(missing, k)
+	}
+	if trace.SpanFromContext(ctx).IsRecording() {
+		result := "hit"
+		if len(missing) > 0 {
+			result = "miss"
+		}
+		_, span := telemetry.Start(ctx, "custodian.cache", c.name, telemetry.Cache.String(result),
+			telemetry.CacheHits.Int(len(found)), telemetry.CacheMisses.Int(len(missing)))
+		span.End()
+	}
+	return found, missing
 }
 
 // Add stores v for key for the ttl, replacing any entry, and evicts the

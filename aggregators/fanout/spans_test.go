@@ -3,11 +3,16 @@ package fanout_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
+	"strconv"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/custodian-bff/custodian/aggregators/fanout"
 )
@@ -59,5 +64,81 @@ func TestPartSpans(t *testing.T) {
 	_ = g.Wait()
 	if after := len(recorder.Ended()); after != before {
 		t.Errorf("%d spans ended for an untraced call, want none", after-before)
+	}
+}
+
+// TestLookupAll: the values found and the keys missing, in order and each
+// once, and, in a traced call, one custodian.cache span for the lookup
+// with its hits and misses; none outside a traced call.
+func TestLookupAll(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name        string
+		keys        []string
+		traced      bool
+		wantFound   map[string]string
+		wantMissing []string
+		wantResult  string
+	}{
+		{name: "all cached", keys: []string{"a", "b", "a"}, traced: true,
+			wantFound: map[string]string{"a": "A", "b": "B"}, wantResult: "hit"},
+		{name: "some cached", keys: []string{"x", "a", "y", "x"}, traced: true,
+			wantFound: map[string]string{"a": "A"}, wantMissing: []string{"x", "y"}, wantResult: "miss"},
+		{name: "none cached", keys: []string{"x"}, traced: true,
+			wantFound: map[string]string{}, wantMissing: []string{"x"}, wantResult: "miss"},
+		{name: "not traced", keys: []string{"a", "x"},
+			wantFound: map[string]string{"a": "A"}, wantMissing: []string{"x"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cache, err := fanout.NewCache[string, string](8, time.Minute, nil, fanout.WithCacheMetrics("things", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cache.Add("a", "A")
+			cache.Add("b", "B")
+			recorder := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+			ctx := t.Context()
+			var call trace.Span
+			if c.traced {
+				ctx, call = tp.Tracer("test").Start(ctx, "call")
+			}
+			found, missing := cache.LookupAll(ctx, c.keys)
+			if !maps.Equal(found, c.wantFound) || !slices.Equal(missing, c.wantMissing) {
+				t.Errorf("LookupAll(%v) = %v, %v; want %v, %v", c.keys, found, missing, c.wantFound, c.wantMissing)
+			}
+			if !c.traced {
+				if n := len(recorder.Ended()); n != 0 {
+					t.Errorf("%d spans outside a traced call", n)
+				}
+				return
+			}
+			call.End()
+			var spans []sdktrace.ReadOnlySpan
+			for _, s := range recorder.Ended() {
+				if s.Name() == "custodian.cache" {
+					spans = append(spans, s)
+				}
+			}
+			if len(spans) != 1 {
+				t.Fatalf("%d custodian.cache spans, want 1", len(spans))
+			}
+			attrs := map[string]string{}
+			for _, kv := range spans[0].Attributes() {
+				attrs[string(kv.Key)] = kv.Value.Emit()
+			}
+			want := map[string]string{
+				"custodian.cache": c.wantResult, "custodian.cache.name": "things",
+				"custodian.cache.hits": strconv.Itoa(len(c.wantFound)), "custodian.cache.misses": strconv.Itoa(len(c.wantMissing)),
+			}
+			if !maps.Equal(attrs, want) {
+				t.Errorf("span attributes %v, want %v", attrs, want)
+			}
+			if spans[0].Parent().SpanID() != call.SpanContext().SpanID() {
+				t.Errorf("the span's parent is not the call's")
+			}
+		})
 	}
 }

@@ -91,18 +91,7 @@ func (c *Catalog) get(ctx context.Context, id string) (*catalogv1.Product, error
 // lookup returns the products with the given ids that exist: cached ones
 // from the cache, the rest with one batched backend call.
 func (c *Catalog) lookup(ctx context.Context, ids []string) (map[string]*catalogv1.Product, error) {
-	found := make(map[string]*catalogv1.Product, len(ids))
-	var missing []string
-	for _, id := range ids {
-		if _, seen := found[id]; seen || slices.Contains(missing, id) {
-			continue
-		}
-		if p, ok := c.products.Lookup(ctx, id); ok {
-			found[id] = p
-			continue
-		}
-		missing = append(missing, id)
-	}
+	found, missing := c.products.LookupAll(ctx, ids)
 	if len(missing) == 0 {
 		return found, nil
 	}

@@ -27,6 +27,8 @@ const (
 	Outcome      = attribute.Key("custodian.outcome")       // ok, rejected, failed, ...
 	Cache        = attribute.Key("custodian.cache")         // hit, miss, shared, joined
 	CacheName    = attribute.Key("custodian.cache.name")    // which cache
+	CacheHits    = attribute.Key("custodian.cache.hits")    // keys found, of a lookup of several
+	CacheMisses  = attribute.Key("custodian.cache.misses")  // keys not found, of a lookup of several
 	SessionState = attribute.Key("custodian.session.state") // none, active, ended, unavailable
 	Reason       = attribute.Key("custodian.reason")        // why a session ended
 	Part         = attribute.Key("custodian.part")          // a fan-out part's label

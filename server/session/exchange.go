@@ -28,6 +28,8 @@ type Exchanger interface {
 func (m *Manager) ExchangedToken(ctx context.Context, s *Session, audience string) (string, error) {
 	if t, ok := m.cachedExchange(s.key, audience, s.Tokens().AccessToken); ok {
 		m.metrics.cache.Add(ctx, 1, exchangeCacheHit)
+		_, span := telemetry.Start(ctx, "custodian.cache", exchangeCacheName, telemetry.Cache.String("hit"))
+		span.End()
 		return t.AccessToken, nil
 	}
 	m.metrics.cache.Add(ctx, 1, exchangeCacheMis)

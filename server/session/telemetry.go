@@ -50,10 +50,11 @@ func newInstruments(mp metric.MeterProvider) instruments {
 
 // Attribute sets of the manager's metrics, built once.
 var (
-	kindRefresh      = metric.WithAttributeSet(attribute.NewSet(attribute.String("custodian.kind", "refresh")))
-	kindExchange     = metric.WithAttributeSet(attribute.NewSet(attribute.String("custodian.kind", "exchange")))
-	exchangeCacheHit = metric.WithAttributeSet(attribute.NewSet(telemetry.CacheName.String("exchanged_token"), telemetry.Cache.String("hit")))
-	exchangeCacheMis = metric.WithAttributeSet(attribute.NewSet(telemetry.CacheName.String("exchanged_token"), telemetry.Cache.String("miss")))
+	kindRefresh       = metric.WithAttributeSet(attribute.NewSet(attribute.String("custodian.kind", "refresh")))
+	kindExchange      = metric.WithAttributeSet(attribute.NewSet(attribute.String("custodian.kind", "exchange")))
+	exchangeCacheName = telemetry.CacheName.String("exchanged_token")
+	exchangeCacheHit  = metric.WithAttributeSet(attribute.NewSet(exchangeCacheName, telemetry.Cache.String("hit")))
+	exchangeCacheMis  = metric.WithAttributeSet(attribute.NewSet(exchangeCacheName, telemetry.Cache.String("miss")))
 )
 
 // reasonLabel is reason as a metric label: expired, signed_out, ...

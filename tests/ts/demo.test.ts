@@ -119,6 +119,17 @@ describe("demo store", { timeout: TEST_TIMEOUT }, () => {
       await mkdir(screenshotDir, { recursive: true });
       await page.screenshot({ path: `${screenshotDir}/demo-dashboard.png`, fullPage: true });
 
+      // Again: the exchanged token and the products come from the caches.
+      await page.reload();
+      await page.waitForSelector("#dashboard");
+      const again = await waterfallRows(page);
+      for (const cache of ["exchanged_token", "catalog_products"]) {
+        assert.ok(
+          again.some((r) => r.includes("cache=hit") && r.includes(`cache name=${cache}`)),
+          `no cache hit of ${cache} in ${again.join(" | ")}`,
+        );
+      }
+
       // Orders, a page at a time, and one order's detail.
       await page.click('nav a[href="/orders"]');
       await page.waitForSelector("#orders");
