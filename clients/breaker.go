@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect/v2"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/custodian-bff/custodian/internal/telemetry"
 )
@@ -106,6 +107,14 @@ func (b *breaker) call(callerCtx context.Context, fn func() error) error {
 	})
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		// The call's span says the breaker refused it, never having left.
+		if span := trace.SpanFromContext(callerCtx); span.IsRecording() {
+			state := gobreaker.StateOpen
+			if errors.Is(err, gobreaker.ErrTooManyRequests) {
+				state = gobreaker.StateHalfOpen
+			}
+			span.SetAttributes(telemetry.Breaker.String(state.String()))
+		}
 		return connect.NewError(connect.CodeUnavailable, b.name+" is unavailable (circuit open)")
 	case errors.Is(err, errCallerGone):
 		return callErr

@@ -349,6 +349,19 @@ func TestSiteShowsPartialAnswers(t *testing.T) {
 	if home.Status != http.StatusOK {
 		t.Errorf("dashboard without loyalty: status %d", home.Status)
 	}
+	// Enough failures open loyalty's circuit breaker: the waterfall shows
+	// the call it refused.
+	const refused = "GetAccount</span> <span class=\"attrs\">backend=loyalty · code=UNAVAILABLE · breaker=open"
+	opened := false
+	for range 8 {
+		if h := b.Get(t, e.Public+"/"); strings.Contains(h.Body, refused) {
+			opened = true
+			break
+		}
+	}
+	if !opened {
+		t.Errorf("no dashboard's waterfall shows %q", refused)
+	}
 
 	setFault("profiles", "failing", "/")
 	h := b.Get(t, e.Public+"/")

@@ -32,6 +32,7 @@ var shownAttributes = []attribute.Key{
 	"custodian.cache.hits",
 	"custodian.cache.misses",
 	"custodian.part",
+	"custodian.breaker",
 	"custodian.reason",
 	"custodian.outcome",
 	"custodian.session.state",

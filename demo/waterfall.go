@@ -189,6 +189,7 @@ var attributeLabels = map[string]string{
 	"custodian.cache.hits":       "hits",
 	"custodian.cache.misses":     "misses",
 	"custodian.part":             "part",
+	"custodian.breaker":          "breaker",
 	"custodian.reason":           "reason",
 	"custodian.outcome":          "outcome",
 	"custodian.session.state":    "session",

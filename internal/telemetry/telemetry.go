@@ -34,6 +34,7 @@ const (
 	Part         = attribute.Key("custodian.part")          // a fan-out part's label
 	Limit        = attribute.Key("custodian.limit")         // which rate limit refused
 	State        = attribute.Key("custodian.state")         // a circuit breaker's new state
+	Breaker      = attribute.Key("custodian.breaker")       // the state of the breaker that refused a backend call
 	Operation    = attribute.Key("custodian.operation")     // a store command
 	RequestID    = attribute.Key("custodian.request_id")    // spans only
 )
