@@ -135,11 +135,18 @@ func (c *Cache[K, V]) LookupAll(ctx context.Context, keys []K) (map[K]V, []K) {
 		if _, seen := found[k]; seen || slices.Contains(missing, k) {
 			continue
 		}
-		if v, ok := c.Lookup(ctx, k); ok {
+		if v, ok := c.Get(k); ok {
 			found[k] = v
 			continue
 		}
 		missing = append(missing, k)
+	}
+	// Counted as Lookup counts, in one addition per result.
+	if len(found) > 0 {
+		c.lookups.Add(ctx, int64(len(found)), c.hit...)
+	}
+	if len(missing) > 0 {
+		c.lookups.Add(ctx, int64(len(missing)), c.miss...)
 	}
 	if trace.SpanFromContext(ctx).IsRecording() {
 		result := "hit"

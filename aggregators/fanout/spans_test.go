@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -92,7 +94,9 @@ func TestLookupAll(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			cache, err := fanout.NewCache[string, string](8, time.Minute, nil, fanout.WithCacheMetrics("things", nil))
+			reader := sdkmetric.NewManualReader()
+			cache, err := fanout.NewCache[string, string](8, time.Minute, nil,
+				fanout.WithCacheMetrics("things", sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,6 +112,25 @@ func TestLookupAll(t *testing.T) {
 			found, missing := cache.LookupAll(ctx, c.keys)
 			if !maps.Equal(found, c.wantFound) || !slices.Equal(missing, c.wantMissing) {
 				t.Errorf("LookupAll(%v) = %v, %v; want %v, %v", c.keys, found, missing, c.wantFound, c.wantMissing)
+			}
+			// Each key is counted once, as a hit or a miss.
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(t.Context(), &rm); err != nil {
+				t.Fatal(err)
+			}
+			counted := map[string]int64{}
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "custodian.cache.lookups" {
+						for _, dp := range sum.DataPoints {
+							result, _ := dp.Attributes.Value("custodian.cache")
+							counted[result.AsString()] += dp.Value
+						}
+					}
+				}
+			}
+			if counted["hit"] != int64(len(c.wantFound)) || counted["miss"] != int64(len(c.wantMissing)) {
+				t.Errorf("lookups counted %v, want %d hits and %d misses", counted, len(c.wantFound), len(c.wantMissing))
 			}
 			if !c.traced {
 				if n := len(recorder.Ended()); n != 0 {
