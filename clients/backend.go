@@ -189,25 +189,30 @@ func New(spec Spec, opts ...Option) (*Backend, error) {
 		codecs := append(slices.Clone(o.codecs), connectproto.NewBinaryCodec(), connectproto.NewJSONCodec())
 		transportOpts = append(transportOpts, connecthttp.WithCodecs(codecs...))
 	}
+	meters := meterProvider(o.meters)
+	metrics, err := newCallMetrics(meters, spec.Protocol, spec.URL)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", spec.Name, err)
+	}
 	out := &outbound{
 		backend: spec.Name,
 		timeout: spec.Timeout,
 		policy:  policy,
-		breaker: newBreaker(spec.Name, o.breaker, o.meters),
+		breaker: newBreaker(spec.Name, o.breaker, meters),
 		logger:  o.logger,
+		metrics: metrics,
 	}
-	// Outermost, so its span and duration cover the token and every attempt.
-	// It runs only where it has something to record, metrics or a sampled
-	// span: otherwise it built attributes nobody read on every call, and
-	// propagate gives the backend the caller's trace context instead.
-	meters := meterProvider(o.meters)
-	_, unmetered := meters.(noop.MeterProvider)
+	// Outermost, so its span covers the token and every attempt. It runs
+	// only under a sampled span, where it has a span to record: otherwise
+	// propagate gives the backend the caller's trace context, and every
+	// call's duration is recorded by outbound (callMetrics), from attribute
+	// sets built once.
 	observe, err := otelconnect.NewClientInterceptor(
 		otelconnect.WithTracerProvider(telemetry.CallTracerProvider()),
-		otelconnect.WithMeterProvider(meters),
+		otelconnect.WithoutMetrics(),
 		otelconnect.WithPropagator(propagation.TraceContext{}),
 		otelconnect.WithFilter(func(ctx context.Context, _ connect.Spec) bool {
-			return !unmetered || trace.SpanFromContext(ctx).IsRecording()
+			return trace.SpanFromContext(ctx).IsRecording()
 		}),
 	)
 	if err != nil {

@@ -29,6 +29,7 @@ type outbound struct {
 	policy  tokenPolicy
 	breaker *breaker
 	logger  *slog.Logger
+	metrics *callMetrics // nil without metrics
 }
 
 // intercept is the backend's connect.ClientInterceptor. Unary calls get the
@@ -63,9 +64,11 @@ func (o *outbound) intercept(next connect.ClientFunc) connect.ClientFunc {
 	}
 }
 
-// note records a finished unary call for the access log of the browser
-// call it was made for.
+// note records a finished unary call in the metrics and for the access log
+// of the browser call it was made for.
 func (o *outbound) note(ctx context.Context, spec connect.Spec, start time.Time, err error) {
+	d := time.Since(start)
+	o.metrics.record(ctx, spec.Procedure, err, d)
 	call := telemetry.FromContext(ctx)
 	if call == nil {
 		return
@@ -74,7 +77,7 @@ func (o *outbound) note(ctx context.Context, spec connect.Spec, start time.Time,
 	if err != nil {
 		code = connect.CodeOf(err).String()
 	}
-	call.AddBackend(telemetry.BackendCall{Backend: o.backend, Method: spec.Procedure, Code: code, Duration: time.Since(start)})
+	call.AddBackend(telemetry.BackendCall{Backend: o.backend, Method: spec.Procedure, Code: code, Duration: d})
 }
 
 // decorate sets the bearer token and request id and returns
