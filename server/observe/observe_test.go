@@ -161,27 +161,10 @@ func TestObserver(t *testing.T) {
 				t.Errorf("%d calls in flight after the call, want 0", n)
 			}
 
-			var lines []map[string]any
-			for _, raw := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-				if raw == "" {
-					continue
-				}
-				var line map[string]any
-				if err := json.Unmarshal([]byte(raw), &line); err != nil {
-					t.Fatalf("log line %q: %v", raw, err)
-				}
-				lines = append(lines, line)
-			}
-			if !c.wantLine {
-				if len(lines) != 0 {
-					t.Errorf("log lines %v, want none", lines)
-				}
+			line := onlyLine(t, logs, c.wantLine)
+			if line == nil {
 				return
 			}
-			if len(lines) != 1 {
-				t.Fatalf("log lines %v, want one", lines)
-			}
-			line := lines[0]
 			ended := spans.Ended()
 			if len(ended) != 1 {
 				t.Fatalf("%d spans, want the call's", len(ended))
@@ -373,20 +356,13 @@ func TestMiddleware(t *testing.T) {
 			if n := refusals(t, reader, c.wantStatus); n != want {
 				t.Errorf("custodian.http.refusals{%d} = %d, want %d", c.wantStatus, n, want)
 			}
-			lines := logLines(t, logs)
 			if strings.Contains(logs.String(), secret) {
 				t.Errorf("the query reached the log: %s", logs.String())
 			}
-			if c.wantMsg == "" {
-				if len(lines) != 0 {
-					t.Errorf("log lines %v, want none", lines)
-				}
+			line := onlyLine(t, logs, c.wantMsg != "")
+			if line == nil {
 				return
 			}
-			if len(lines) != 1 {
-				t.Fatalf("log lines %v, want one", lines)
-			}
-			line := lines[0]
 			if line["msg"] != c.wantMsg || line["request_id"] != resp.Header.Get(requestid.Header) || line["level"] != "INFO" {
 				t.Errorf("line %v, want msg %q and request_id %q", line, c.wantMsg, resp.Header.Get(requestid.Header))
 			}
@@ -410,6 +386,23 @@ func TestMiddleware(t *testing.T) {
 			}
 		})
 	}
+}
+
+// onlyLine returns the one line of logs when want, else nil, failing the
+// test unless logs has exactly that one line, or none.
+func onlyLine(t *testing.T, logs *lockedBuffer, want bool) map[string]any {
+	t.Helper()
+	lines := logLines(t, logs)
+	if !want {
+		if len(lines) != 0 {
+			t.Errorf("log lines %v, want none", lines)
+		}
+		return nil
+	}
+	if len(lines) != 1 {
+		t.Fatalf("log lines %v, want one", lines)
+	}
+	return lines[0]
 }
 
 // logLines parses the JSON lines of logs.
