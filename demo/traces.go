@@ -33,6 +33,7 @@ var shownAttributes = []attribute.Key{
 	"custodian.cache.misses",
 	"custodian.part",
 	"custodian.breaker",
+	"custodian.flight",
 	"custodian.reason",
 	"custodian.outcome",
 	"custodian.session.state",

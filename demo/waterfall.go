@@ -190,6 +190,7 @@ var attributeLabels = map[string]string{
 	"custodian.cache.misses":     "misses",
 	"custodian.part":             "part",
 	"custodian.breaker":          "breaker",
+	"custodian.flight":           "flight",
 	"custodian.reason":           "reason",
 	"custodian.outcome":          "outcome",
 	"custodian.session.state":    "session",

@@ -35,6 +35,7 @@ const (
 	Limit        = attribute.Key("custodian.limit")         // which rate limit refused
 	State        = attribute.Key("custodian.state")         // a circuit breaker's new state
 	Breaker      = attribute.Key("custodian.breaker")       // the state of the breaker that refused a backend call
+	Flight       = attribute.Key("custodian.flight")        // joined: the caller waited for a token fetch another caller started
 	Operation    = attribute.Key("custodian.operation")     // a store command
 	RequestID    = attribute.Key("custodian.request_id")    // spans only
 )

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect/v2"
-	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/custodian-bff/custodian/internal/telemetry"
 )
@@ -106,7 +106,11 @@ func (m *Manager) refresh(ctx context.Context, key, stale string) (Tokens, error
 // caller's cancellation fails the others. A caller that gets back the stale
 // token it wanted replaced (the flight it joined started before its
 // refusal) starts one more flight.
-func (m *Manager) share(ctx context.Context, key, stale string, fetch func(context.Context) (Tokens, error), kind metric.AddOption) (Tokens, error) {
+//
+// The flight's own span is in the trace of the caller that started it; a
+// caller that joins one gets a span of the same name, marked
+// custodian.flight=joined, for its wait.
+func (m *Manager) share(ctx context.Context, key, stale string, fetch func(context.Context) (Tokens, error), kind flightKind) (Tokens, error) {
 	for range 2 {
 		m.mu.Lock()
 		f, ok := m.flights[key]
@@ -116,19 +120,30 @@ func (m *Manager) share(ctx context.Context, key, stale string, fetch func(conte
 			go m.fly(context.WithoutCancel(ctx), key, f, fetch)
 		}
 		m.mu.Unlock()
+		var wait trace.Span
 		if ok {
-			m.metrics.joined.Add(ctx, 1, kind)
+			m.metrics.joined.Add(ctx, 1, kind.joined)
+			_, wait = telemetry.Start(ctx, kind.span, telemetry.Flight.String("joined"))
 		}
 		select {
 		case <-f.done:
 		case <-ctx.Done():
+			endWait(wait, ctx.Err())
 			return Tokens{}, connect.NewError(connect.CodeCanceled, ctx.Err().Error()).WithCause(ctx.Err())
 		}
+		endWait(wait, f.err)
 		if f.err != nil || stale == "" || f.tokens.AccessToken != stale {
 			return f.tokens, f.err
 		}
 	}
 	return Tokens{}, errProviderUnavailable(nil)
+}
+
+// endWait ends the span of a joined flight's wait, if there is one.
+func endWait(span trace.Span, err error) {
+	if span != nil {
+		telemetry.End(span, err)
+	}
 }
 
 func (m *Manager) fly(ctx context.Context, key string, f *flight, fetch func(context.Context) (Tokens, error)) {

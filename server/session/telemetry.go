@@ -50,11 +50,22 @@ func newInstruments(mp metric.MeterProvider) instruments {
 
 // Attribute sets of the manager's metrics, built once.
 var (
-	kindRefresh       = metric.WithAttributeSet(attribute.NewSet(attribute.String("custodian.kind", "refresh")))
-	kindExchange      = metric.WithAttributeSet(attribute.NewSet(attribute.String("custodian.kind", "exchange")))
 	exchangeCacheName = telemetry.CacheName.String("exchanged_token")
 	exchangeCacheHit  = metric.WithAttributeSet(attribute.NewSet(exchangeCacheName, telemetry.Cache.String("hit")))
 	exchangeCacheMis  = metric.WithAttributeSet(attribute.NewSet(exchangeCacheName, telemetry.Cache.String("miss")))
+)
+
+// flightKind is a kind of shared token fetch: how a caller that joins one
+// is counted, and the name of the span of its wait.
+type flightKind struct {
+	joined metric.AddOption
+	span   string
+}
+
+// The kinds of token fetch that callers share.
+var (
+	kindRefresh  = flightKind{metric.WithAttributeSet(attribute.NewSet(attribute.String("custodian.kind", "refresh"))), "custodian.refresh"}
+	kindExchange = flightKind{metric.WithAttributeSet(attribute.NewSet(attribute.String("custodian.kind", "exchange"))), "custodian.token_exchange"}
 )
 
 // reasonLabel is reason as a metric label: expired, signed_out, ...
